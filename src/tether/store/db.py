@@ -1,0 +1,80 @@
+"""The project database: one SQLite file (WAL) under the project folder.
+
+Schema changes are named migration functions, applied in order on open and recorded in
+``PRAGMA user_version``, so an old database upgrades itself and nothing stored is lost.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def m001_spans(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE spans (
+            span_id TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            parent_id TEXT,
+            name TEXT NOT NULL,
+            start_ns INTEGER NOT NULL,
+            end_ns INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            model TEXT,
+            provider TEXT,
+            alias TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cached_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            cost_usd REAL,
+            latency_ms REAL,
+            error TEXT,
+            prompt TEXT,
+            completion TEXT,
+            attributes TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX spans_start ON spans (start_ns)")
+    db.execute("CREATE INDEX spans_trace ON spans (trace_id)")
+
+
+def m002_trace_losses(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE trace_losses (at_ns INTEGER NOT NULL, count INTEGER NOT NULL, "
+        "reason TEXT NOT NULL)"
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_spans, m002_trace_losses]
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+        with db:
+            migration(db)
+            db.execute(f"PRAGMA user_version = {number}")
+
+
+def connect(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
+    """Open (creating and upgrading as needed) the database at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    migrate(db)
+    return db
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection | None:
+    """Open for reading only, without creating anything; None when there is no database."""
+    if not path.is_file():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    return db

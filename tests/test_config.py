@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import pytest
+
+from tether.config import load_settings, secret
+from tether.errors import AuthError, ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_toml_then_env_then_arguments(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(
+        project / "tether.toml", 'default_model = "openai:gpt-4.1"\n[tracing]\ncontent = "full"\n'
+    )
+    assert load_settings().default_model == "openai:gpt-4.1"
+    monkeypatch.setenv("TETHER_MODEL", "anthropic:claude-haiku-4-5")
+    settings = load_settings()
+    assert settings.default_model == "anthropic:claude-haiku-4-5"
+    assert settings.tracing.content == "full"
+    assert load_settings(default_model="local:smollm2").default_model == "local:smollm2"
+
+
+def test_home_is_beside_the_config_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(project / "tether.toml", "")
+    (project / "sub").mkdir()
+    monkeypatch.chdir(project / "sub")
+    assert load_settings().db_path == project / ".tether" / "tether.db"
+
+
+def test_malformed_toml_names_file_and_line(project: Path) -> None:
+    path = write(project / "tether.toml", 'default_model = "x"\n[models.fast\nid = "y"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(path) in str(info.value)
+    assert "line 2" in str(info.value)
+
+
+def test_unknown_setting_names_line_and_valid_keys(project: Path) -> None:
+    write(project / "tether.toml", '[models.fast]\nid = "openai:gpt-4.1-mini"\nretry = 3\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "tether.toml:3" in message
+    assert "retries" in message  # the valid spelling is offered
+
+
+def test_api_key_in_toml_is_refused(project: Path) -> None:
+    write(project / "tether.toml", '[endpoints.x]\nbase_url = "http://h/v1"\napi_key = "sk-123"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "tether.toml:3" in str(info.value)
+    assert "environment" in str(info.value)
+
+
+def test_secret_from_env_then_secrets_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(AuthError) as info:
+        secret("MY_KEY")
+    assert "MY_KEY" in str(info.value)
+    (project / ".tether").mkdir()
+    write(project / ".tether" / "secrets.toml", 'MY_KEY = "from-file"\n')
+    assert secret("MY_KEY") == "from-file"
+    monkeypatch.setenv("MY_KEY", "from-env")
+    assert secret("MY_KEY") == "from-env"
+
+
+def test_bad_env_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_TRACE_CONTENT", "everything")
+    with pytest.raises(ConfigError):
+        load_settings()

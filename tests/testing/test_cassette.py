@@ -1,0 +1,83 @@
+"""Record and replay: deterministic, offline, and loud about anything it does not hold."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tether
+from tether.errors import CassetteMiss
+from tether.testing import FunctionModel, ScriptedModel, record, replay
+from tether.testing.cassette import CassetteModel
+from tether.types import ResponseEvent, TextDelta
+
+
+def test_record_then_replay_the_local_model(project: Path) -> None:
+    path = project / "calls.json"
+    model = tether.model("local:smollm2")
+    with record(path):
+        live = model.generate("Name a fruit.", max_tokens=8)
+        streamed = list(model.stream("Name a city.", max_tokens=8))
+    data = json.loads(path.read_text())
+    assert [i["stream"] for i in data["interactions"]] == [False, True]
+    with replay(path):
+        again = model.generate("Name a fruit.", max_tokens=8)
+        events = list(model.stream("Name a city.", max_tokens=8))
+    assert again == live
+    assert [e.text for e in events if isinstance(e, TextDelta)] == [
+        e.text for e in streamed if isinstance(e, TextDelta)
+    ]
+    assert isinstance(events[-1], ResponseEvent)
+
+
+def test_replay_fails_loudly_on_a_call_it_does_not_hold(project: Path) -> None:
+    path = project / "calls.json"
+    with record(path):
+        CassetteModel(ScriptedModel("recorded")).generate("one question")
+    with replay(path), pytest.raises(CassetteMiss) as info:
+        CassetteModel(ScriptedModel("never")).generate("another question")
+    assert "another question" in str(info.value)
+    assert "TETHER_RECORD" in str(info.value)
+
+
+def test_env_variables_switch_record_and_replay(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = project / "env.json"
+    monkeypatch.setenv("TETHER_RECORD", str(path))
+    first = CassetteModel(FunctionModel(lambda r: "from the model")).generate("q")
+    monkeypatch.delenv("TETHER_RECORD")
+    monkeypatch.setenv("TETHER_REPLAY", str(path))
+    # the inner model would now answer differently: replay must not ask it
+    replayed = CassetteModel(FunctionModel(lambda r: "changed")).generate("q")
+    assert replayed.text == first.text == "from the model"
+
+
+def test_keys_never_reach_a_cassette(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-written-0123456789")
+    path = project / "k.json"
+    with record(path):
+        tether.model("local:smollm2").generate("hi", max_tokens=2)
+    assert "sk-test-never-written" not in path.read_text()
+
+
+def test_missing_cassette_file_says_how_to_record(project: Path) -> None:
+    with pytest.raises(CassetteMiss) as info, replay(project / "none.json"):
+        pass
+    assert "TETHER_RECORD" in str(info.value)
+
+
+def test_scripted_model_streams_tool_calls_and_raises_errors() -> None:
+    from tether.types import ToolCallPart
+
+    call = ToolCallPart(id="c1", name="lookup", arguments='{"q": "tether"}')
+    model = ScriptedModel([call], tether.Unavailable("down"))
+    events = list(model.stream("find it"))
+    final = events[-1]
+    assert isinstance(final, ResponseEvent)
+    assert final.response.tool_calls[0].args() == {"q": "tether"}
+    with pytest.raises(tether.Unavailable):
+        model.generate("again")
+    with pytest.raises(AssertionError, match="given 2 answers"):
+        model.generate("one more")
+    assert len(model.requests) == 3

@@ -1,0 +1,123 @@
+"""Every call becomes a span in .tether/tether.db; tracing never breaks or blocks a call."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import tether
+from tether.config import load_settings
+from tether.testing import FunctionModel, ScriptedModel
+from tether.tracing import semconv
+from tether.tracing.query import losses, recent_calls
+from tether.tracing.setup import flush, store_processor
+from tether.tracing.traced import Traced
+
+
+def rows(project: Path) -> list[sqlite3.Row]:
+    assert flush()
+    db = sqlite3.connect(project / ".tether" / "tether.db")
+    db.row_factory = sqlite3.Row
+    return db.execute("SELECT * FROM spans ORDER BY start_ns").fetchall()
+
+
+def test_a_local_call_is_stored_with_genai_attributes(project: Path) -> None:
+    response = tether.model("local:smollm2").generate("Hello", max_tokens=4, temperature=0)
+    (row,) = rows(project)
+    assert row["model"] == "local:smollm2"
+    assert row["provider"] == "local"
+    assert row["status"] == "ok"
+    assert row["input_tokens"] == response.usage.input_tokens
+    assert row["output_tokens"] == response.usage.output_tokens
+    assert row["cost_usd"] == 0.0
+    assert row["latency_ms"] > 0
+    assert "Hello" in row["prompt"]
+    assert response.text in row["completion"]
+    attrs = json.loads(row["attributes"])
+    assert attrs[semconv.REQUEST_MODEL] == "local:smollm2"
+    assert attrs[semconv.REQUEST_MAX_TOKENS] == 4
+    assert attrs[semconv.RESPONSE_FINISH] == [response.finish_reason]
+
+
+def test_streamed_calls_are_traced_once_with_usage(project: Path) -> None:
+    events = list(tether.model("local:smollm2").stream("Hi", max_tokens=4))
+    (row,) = rows(project)
+    assert row["output_tokens"] == events[-1].response.usage.output_tokens  # type: ignore[union-attr]
+    assert json.loads(row["attributes"])[semconv.STREAM] is True
+
+
+def traced(model: tether.Model, **tracing: object) -> Traced:
+    return Traced(model, load_settings(tracing=tracing) if tracing else load_settings())
+
+
+def test_errors_are_recorded(project: Path) -> None:
+    model = traced(ScriptedModel(tether.RateLimited("slow down", retry_after=2)))
+    with pytest.raises(tether.RateLimited):
+        model.generate("hi")
+    (row,) = rows(project)
+    assert row["status"] == "error"
+    assert "RateLimited" in row["error"] and "slow down" in row["error"]
+
+
+def test_content_off_and_truncated(project: Path) -> None:
+    traced(ScriptedModel("secret answer"), content="off").generate("private prompt")
+    traced(ScriptedModel("x" * 500), content="truncated", max_chars=100).generate("p")
+    off, truncated = rows(project)
+    assert off["prompt"] is None and off["completion"] is None
+    assert len(truncated["completion"]) < 200 and "more chars" in truncated["completion"]
+
+
+def test_api_keys_never_reach_the_store(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    traced(FunctionModel(lambda r: f"your key is {key}")).generate(
+        f"my key is {key} and Authorization: Bearer abcdef123456789"
+    )
+    flush()
+    raw = (project / ".tether" / "tether.db").read_bytes()
+    wal = project / ".tether" / "tether.db-wal"
+    raw += wal.read_bytes() if wal.exists() else b""
+    assert key.encode() not in raw
+    assert b"abcdef123456789" not in raw
+    assert b"[REDACTED]" in raw
+
+
+def test_unwritable_store_loses_spans_but_not_the_call(project: Path) -> None:
+    (project / ".tether").write_text("a file where the project folder should be")
+    response = tether.model("local:smollm2").generate("Hi", max_tokens=3)
+    assert response.text
+    assert flush()
+    processor = store_processor(project / ".tether" / "tether.db")
+    assert processor is not None and processor.lost >= 1
+    lost = losses(project / ".tether" / "tether.db")
+    assert lost.count >= 1
+    assert lost.reasons
+
+
+def test_locked_store_counts_the_loss_and_records_it_later(project: Path) -> None:
+    model = traced(ScriptedModel("one", "two"))
+    model.generate("first")
+    assert flush()
+    locker = sqlite3.connect(project / ".tether" / "tether.db", timeout=0)
+    locker.execute("BEGIN EXCLUSIVE")
+    model.generate("second")  # the write times out behind the lock; the call does not
+    assert flush()
+    locker.rollback()
+    locker.close()
+    traced(ScriptedModel("three")).generate("third")
+    assert flush()
+    assert losses(project / ".tether" / "tether.db").count >= 1
+    models = [row["completion"] for row in recent_calls(project / ".tether" / "tether.db")]
+    assert any("three" in (c or "") for c in models)
+
+
+def test_full_queue_drops_instead_of_blocking(project: Path) -> None:
+    model = traced(ScriptedModel(*["a"] * 50), queue_size=1)
+    for _ in range(50):
+        model.generate("x")
+    assert flush()
+    processor = store_processor(project / ".tether" / "tether.db")
+    assert processor is not None
+    stored = len(rows(project))
+    assert stored + processor.lost == 50  # every span is stored or counted, none blocks
