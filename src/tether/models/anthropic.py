@@ -1,0 +1,501 @@
+"""The Anthropic Messages API adapter, over the official ``anthropic`` SDK.
+
+The SDK is imported lazily (``import anthropic`` is slow and ``import tether`` must not be).
+Requests map in ``build_params``, responses in ``to_response``, stream events in
+``_StreamState``, and every SDK or transport failure in ``map_error``: one place each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tether.config import secret
+from tether.errors import (
+    AuthError,
+    BadRequest,
+    ContextTooLong,
+    ProviderError,
+    RateLimited,
+    TetherError,
+    Timeout,
+    Unavailable,
+    UnsupportedParameter,
+)
+from tether.models.base import Capabilities, Provider
+from tether.types import (
+    FinishEvent,
+    FinishReason,
+    ImagePart,
+    Message,
+    Part,
+    ReasoningDelta,
+    ReasoningPart,
+    Request,
+    Response,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    ToolCallPart,
+    ToolResultPart,
+    Usage,
+    UsageEvent,
+)
+
+if TYPE_CHECKING:
+    import anthropic
+    from anthropic.types import Message as WireMessage
+    from anthropic.types import RawContentBlockDelta, RawMessageStreamEvent
+
+DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; this is the default when unset
+MIN_THINKING_BUDGET = 1024  # the API rejects smaller thinking budgets
+CONTEXT_WINDOW = 200_000
+# The SDK 2.x sends anthropic-version 2026-10-21, which answers 400 to any sampling parameter
+# (even at its default), and the SDK no longer accepts them; say so before the call.
+_NO_SAMPLING = (
+    "Anthropic API version 2026-10-21 (sent by the anthropic SDK 2.x) rejects temperature and "
+    "top_p; remove them"
+)
+
+_TOOL_CHOICE = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
+_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "refusal",
+}
+
+
+class AnthropicProvider(Provider):
+    """Claude models through the Messages API. Options: base_url, api_key_env, http_client,
+    context_window."""
+
+    name: ClassVar[str] = "anthropic"
+
+    def __init__(self, model_name: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(model_name, options)
+        self.api_key_env: str = self.options.get("api_key_env", "ANTHROPIC_API_KEY")
+        # httpx2 async pools belong to the loop that made them, so one client per loop.
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, anthropic.AsyncAnthropic
+        ] = weakref.WeakKeyDictionary()
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            params=frozenset({"max_tokens", "stop", "tool_choice"}),
+            tools=True,
+            tool_choice=frozenset({"auto", "none", "required", "named"}),
+            reasoning=True,
+            vision=True,
+            context_window=int(self.options.get("context_window", CONTEXT_WINDOW)),
+            notes={
+                "seed": "Anthropic's Messages API has no seed parameter; remove seed",
+                "temperature": _NO_SAMPLING,
+                "top_p": _NO_SAMPLING,
+            },
+        )
+
+    def _client(self) -> anthropic.AsyncAnthropic:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            import anthropic
+
+            try:
+                key = secret(self.api_key_env)
+            except AuthError as exc:
+                raise AuthError(
+                    f"{self.model_id}: {exc}", model=self.model_id, provider=self.name
+                ) from exc
+            client = anthropic.AsyncAnthropic(
+                api_key=key,
+                base_url=self.options.get("base_url"),
+                max_retries=0,  # retries belong to tether's retry middleware
+                http_client=self.options.get("http_client"),
+                open_telemetry=False,  # tether.tracing owns the spans; no duplicates
+            )
+            self._clients[loop] = client
+        return client
+
+    async def request(self, request: Request) -> Response:
+        from anthropic.types import Message as WireMessage
+
+        params = build_params(request, self.model_name)
+        try:
+            message = await self._client().messages.create(**params)
+        except TetherError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
+        # The SDK returns a bare str when the body is not JSON, and builds models without
+        # validation, so a body of the wrong shape surfaces here.
+        try:
+            if not isinstance(message, WireMessage):
+                raise TypeError(f"expected a Message, got {type(message).__name__}")
+            return to_response(message, self.model_id)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise Unavailable(
+                f"{self.model_id}: Anthropic sent a malformed response ({exc}); try again",
+                model=self.model_id,
+                provider=self.name,
+            ) from exc
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        params = build_params(request, self.model_name)
+        state = _StreamState()
+        try:
+            events = await self._client().messages.create(**params, stream=True)
+            async with events:
+                async for event in events:
+                    for out in state.feed(event):
+                        yield out
+        except TetherError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
+        if not state.stopped:
+            raise Unavailable(
+                f"{self.model_id}: the stream ended before message_stop, so the answer is "
+                "incomplete; try again (the retry middleware does this for you)",
+                model=self.model_id,
+                provider=self.name,
+            )
+        yield UsageEvent(usage=_usage(state.usage))
+        yield FinishEvent(finish_reason=finish_reason(state.stop_reason), provider_id=state.id)
+
+    async def aclose(self) -> None:
+        """Close this loop's client; an injected http_client belongs to its owner."""
+        clients, self._clients = self._clients, weakref.WeakKeyDictionary()
+        client = clients.get(asyncio.get_running_loop())
+        if client is not None and "http_client" not in self.options:
+            await client.close()
+
+
+# -- request -------------------------------------------------------------------------------
+
+
+def build_params(request: Request, model_name: str) -> dict[str, Any]:
+    """The Messages API arguments for a Request, checked before any call.
+
+    Raises UnsupportedParameter for a thinking budget Anthropic would refuse, and
+    OutputInvalid for a past tool call whose arguments are not a JSON object.
+    """
+    p = request.params
+    budget = p.reasoning_budget or 0  # 0 means no thinking
+    default = DEFAULT_MAX_TOKENS + budget if budget else DEFAULT_MAX_TOKENS
+    max_tokens = p.max_tokens or default
+    system, messages = _wire_messages(request.messages)
+    params: dict[str, Any] = {"model": model_name, "max_tokens": max_tokens, "messages": messages}
+    if system:
+        params["system"] = system
+    if p.stop:
+        params["stop_sequences"] = list(p.stop)
+    if request.tools:
+        params["tools"] = [
+            {"name": t.name, "description": t.description, "input_schema": t.parameters}
+            for t in request.tools
+        ]
+    if p.tool_choice is not None:
+        named = {"type": "tool", "name": p.tool_choice}
+        params["tool_choice"] = _TOOL_CHOICE.get(p.tool_choice, named)
+    if budget:
+        _check_thinking(budget, max_tokens, request)
+        params["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    return params
+
+
+def _check_thinking(budget: int, max_tokens: int, request: Request) -> None:
+    """Anthropic's rules for extended thinking, checked here so the error says what to set."""
+    if budget < MIN_THINKING_BUDGET:
+        raise UnsupportedParameter(
+            f"reasoning_budget={budget} is below Anthropic's minimum thinking budget of "
+            f"{MIN_THINKING_BUDGET} tokens; set reasoning_budget >= {MIN_THINKING_BUDGET}, "
+            "or 0 for no thinking"
+        )
+    if budget >= max_tokens:
+        raise UnsupportedParameter(
+            f"reasoning_budget={budget} must be less than max_tokens={max_tokens} on Anthropic; "
+            f"set max_tokens above {budget} (e.g. {budget + DEFAULT_MAX_TOKENS}) or lower "
+            "reasoning_budget"
+        )
+    if request.params.tool_choice not in (None, "auto", "none"):
+        raise UnsupportedParameter(
+            "Anthropic cannot force a tool while thinking; use tool_choice 'auto' or 'none', "
+            "or drop reasoning_budget"
+        )
+
+
+def _wire_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
+    """System text apart; tool results go in user turns; consecutive same-role turns merge."""
+    system: list[str] = []
+    wire: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            system.append(message.text)
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = [b for b in (_block(part) for part in message.content) if b is not None]
+        if not blocks:
+            continue
+        if wire and wire[-1]["role"] == role:
+            wire[-1]["content"].extend(blocks)
+        else:
+            wire.append({"role": role, "content": blocks})
+    for turn in wire:
+        # The API wants a user turn's tool results before anything else in it.
+        turn["content"].sort(key=lambda b: b["type"] != "tool_result")
+    return "\n\n".join(text for text in system if text), wire
+
+
+def _block(part: Part) -> dict[str, Any] | None:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text} if part.text else None  # no empty blocks
+    if isinstance(part, ImagePart):
+        return {"type": "image", "source": _image_source(part)}
+    if isinstance(part, ToolCallPart):
+        return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.args()}
+    if isinstance(part, ToolResultPart):
+        block = {"type": "tool_result", "tool_use_id": part.tool_call_id, "content": part.content}
+        return block | {"is_error": True} if part.is_error else block
+    if not part.signature:
+        return None  # unsigned reasoning (another provider's) cannot be replayed to Anthropic
+    if not part.text:
+        return {"type": "redacted_thinking", "data": part.signature}
+    return {"type": "thinking", "thinking": part.text, "signature": part.signature}
+
+
+def _image_source(part: ImagePart) -> dict[str, str]:
+    if part.url and part.url.startswith("data:") and ";base64," in part.url:
+        header, _, data = part.url.partition(",")
+        media_type = header[len("data:") :].split(";")[0] or part.media_type
+        return {"type": "base64", "media_type": media_type, "data": data}
+    if part.url:
+        return {"type": "url", "url": part.url}
+    return {"type": "base64", "media_type": part.media_type, "data": part.data or ""}
+
+
+# -- response ------------------------------------------------------------------------------
+
+
+def to_response(message: WireMessage, model_id: str) -> Response:
+    """A tether Response from an Anthropic Message; cost and latency are ProviderModel's job."""
+    parts: list[Part] = []
+    for block in message.content:
+        if block.type == "text":
+            parts.append(TextPart(text=block.text))
+        elif block.type == "tool_use":
+            arguments = json.dumps(block.input)
+            parts.append(ToolCallPart(id=block.id, name=block.name, arguments=arguments))
+        elif block.type == "thinking":
+            parts.append(ReasoningPart(text=block.thinking, signature=block.signature))
+        elif block.type == "redacted_thinking":
+            parts.append(ReasoningPart(text="", signature=block.data))
+    return Response(
+        message=Message(role="assistant", content=parts),
+        finish_reason=finish_reason(message.stop_reason),
+        usage=_usage(message.usage.model_dump(exclude_none=True)),
+        model=model_id,
+        provider_id=message.id,
+    )
+
+
+def finish_reason(stop_reason: str | None) -> FinishReason:
+    return _FINISH.get(stop_reason or "", "stop")
+
+
+def _usage(fields: Mapping[str, Any]) -> Usage:
+    """Usage from Anthropic's fields, where input_tokens leaves out cache reads and writes."""
+    cached = int(fields.get("cache_read_input_tokens") or 0)
+    written = int(fields.get("cache_creation_input_tokens") or 0)
+    details = fields.get("output_tokens_details") or {}
+    return Usage(
+        input_tokens=int(fields.get("input_tokens") or 0) + cached + written,
+        output_tokens=int(fields.get("output_tokens") or 0),
+        cached_tokens=cached,
+        cache_write_tokens=written,
+        reasoning_tokens=int(details.get("thinking_tokens") or 0),
+    )
+
+
+@dataclass
+class _StreamState:
+    """Turns raw Messages stream events into tether events, keeping what the end needs."""
+
+    id: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str | None = None
+    stopped: bool = False
+
+    def feed(self, event: RawMessageStreamEvent) -> list[StreamEvent]:
+        if event.type == "message_start":
+            self.id = event.message.id
+            self.usage.update(event.message.usage.model_dump(exclude_none=True))
+        elif event.type == "message_delta":
+            self.stop_reason = event.delta.stop_reason or self.stop_reason
+            # message_delta usage is cumulative: its values replace message_start's.
+            self.usage.update(event.usage.model_dump(exclude_none=True))
+        elif event.type == "message_stop":
+            self.stopped = True
+        elif event.type == "content_block_start":
+            block, index = event.content_block, event.index
+            if block.type == "text" and block.text:
+                return [TextDelta(text=block.text)]
+            if block.type == "tool_use":
+                return [ToolCallDelta(index=index, id=block.id, name=block.name)]
+            if block.type == "thinking" and block.thinking:
+                return [ReasoningDelta(text=block.thinking)]
+            if block.type == "redacted_thinking":
+                return [ReasoningDelta(signature=block.data)]
+        elif event.type == "content_block_delta":
+            return _delta(event.index, event.delta)
+        return []
+
+
+def _delta(index: int, delta: RawContentBlockDelta) -> list[StreamEvent]:
+    if delta.type == "text_delta":
+        return [TextDelta(text=delta.text)]
+    if delta.type == "input_json_delta":
+        return [ToolCallDelta(index=index, arguments=delta.partial_json)]
+    if delta.type == "thinking_delta":
+        return [ReasoningDelta(text=delta.thinking)]
+    if delta.type == "signature_delta":
+        return [ReasoningDelta(signature=delta.signature)]
+    return []  # citations are not part of tether's Response
+
+
+# -- errors --------------------------------------------------------------------------------
+
+_RETRY = "try again (the retry middleware does this for you)"
+_TOO_LONG = ("prompt is too long", "exceed context limit")  # how the API words it in a 400
+_BILLING = "the account cannot pay for this call; check billing and spend limits in the Console"
+
+# error.type from a body with no more specific class, as in an `error` event mid-stream.
+_BY_TYPE: dict[str, type[ProviderError]] = {
+    "rate_limit_error": RateLimited,
+    "overloaded_error": Unavailable,
+    "api_error": Unavailable,
+    "timeout_error": Timeout,
+    "authentication_error": AuthError,
+    "permission_error": AuthError,
+    "billing_error": AuthError,
+    "invalid_request_error": BadRequest,
+    "not_found_error": BadRequest,
+    "request_too_large": BadRequest,
+}
+
+
+@cache
+def _rules() -> tuple[tuple[type[BaseException], type[ProviderError], str], ...]:
+    """SDK and transport exceptions, most specific first, with what to do next."""
+    import anthropic as a
+    import httpx2
+
+    return (
+        (a.ContractSpendLimitReachedError, AuthError, _BILLING),
+        (a.EnforcedSpendLimitReachedError, AuthError, _BILLING),
+        (a.RateLimitError, RateLimited, f"rate limited: slow down or {_RETRY}"),
+        (a.RequestTimeoutError, Timeout, f"the request timed out; {_RETRY}"),
+        (a.HTTPNotImplementedError, BadRequest, "not implemented there; check base_url"),
+        (a.OverloadedError, Unavailable, f"Anthropic is overloaded; {_RETRY} or add a fallback"),
+        (a.InternalServerError, Unavailable, f"Anthropic had a server error; {_RETRY}"),
+        (a.AuthenticationError, AuthError, "the API key was rejected; check {env}"),
+        (a.PermissionDeniedError, AuthError, "the key in {env} lacks permission"),
+        (a.PaymentRequiredError, AuthError, _BILLING),
+        (a.NotFoundError, BadRequest, "check the model name against Anthropic's model list"),
+        (a.ContentTooLargeError, BadRequest, "the request body is too large; send less"),
+        (a.BadRequestError, BadRequest, "fix the request; it will fail again as it is"),
+        (a.APITimeoutError, Timeout, f"no answer in time; {_RETRY}"),
+        (a.APIConnectionError, Unavailable, f"could not reach Anthropic; {_RETRY}"),
+        (a.APIResponseValidationError, Unavailable, f"Anthropic sent a malformed body; {_RETRY}"),
+        (a.APIWebhookValidationError, BadRequest, "a webhook failed verification"),
+        (a.CredentialsError, AuthError, "fix the credentials configuration"),
+        (a.WorkloadIdentityError, AuthError, "fix the workload identity configuration"),
+        (a.RetryableError, Unavailable, _RETRY),
+        (httpx2.TimeoutException, Timeout, f"no answer in time; {_RETRY}"),
+        (httpx2.HTTPError, Unavailable, f"the connection failed; {_RETRY}"),
+        (json.JSONDecodeError, Unavailable, f"Anthropic sent a malformed body; {_RETRY}"),
+    )
+
+
+def map_error(
+    exc: BaseException, model_id: str, *, api_key_env: str = "ANTHROPIC_API_KEY"
+) -> ProviderError:
+    """The one place an SDK or transport failure becomes a tether error; raise it ``from exc``."""
+    import anthropic
+
+    if isinstance(exc, ProviderError):
+        return exc
+    kind, hint = _classify(exc)
+    status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) and status >= 400 else None
+    detail = getattr(exc, "api_message", None) or getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, anthropic.NotFoundError):
+        detail = f"Anthropic does not know the model {model_id.partition(':')[2]!r} ({detail})"
+    elif kind is BadRequest and any(m in str(detail).lower() for m in _TOO_LONG):
+        kind, hint = ContextTooLong, "shorten the prompt or use a model with a larger window"
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    return kind(
+        f"{model_id}: {detail}; {hint.replace('{env}', api_key_env)}",
+        model=model_id,
+        provider=AnthropicProvider.name,
+        status=status,
+        retry_after=retry_after(headers) if headers is not None else None,
+    )
+
+
+def _classify(exc: BaseException) -> tuple[type[ProviderError], str]:
+    import anthropic
+
+    for sdk_class, kind, hint in _rules():
+        if isinstance(exc, sdk_class):
+            return kind, hint
+    if isinstance(exc, anthropic.APIStatusError):
+        # Only a bare APIStatusError is left: an unknown status, or an error event that
+        # arrived mid-stream on a 200 response, where the body's type is all we have.
+        status = getattr(exc, "status_code", 0) or 0
+        fallback = BadRequest if 400 <= status < 500 else Unavailable
+        kind = _BY_TYPE.get(str(getattr(exc, "type", None)), fallback)
+        return kind, _RETRY if kind.retryable else "check the request and the key in {env}"
+    if isinstance(exc, ValueError) and "Streaming is required" in str(exc):
+        # The SDK refuses long non-streaming calls itself, before sending anything.
+        return BadRequest, "lower max_tokens, or stream the call (astream/stream)"
+    if isinstance(exc, anthropic.APIError | ValueError):
+        return Unavailable, f"Anthropic's answer could not be read; {_RETRY}"
+    if isinstance(exc, anthropic.AnthropicError):
+        return BadRequest, "the SDK refused the call; check the provider options"
+    return ProviderError, "an unexpected failure; report it with the traceback"
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from retry-after-ms, or retry-after as seconds or an HTTP date."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name) or ""
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            seconds = _seconds_until(value)
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    return None
+
+
+def _seconds_until(http_date: str) -> float:
+    try:
+        return parsedate_to_datetime(http_date).timestamp() - time.time()
+    except (TypeError, ValueError):
+        return math.nan
+
+
+__all__ = ["AnthropicProvider", "build_params", "map_error", "to_response"]

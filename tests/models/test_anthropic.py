@@ -1,0 +1,741 @@
+"""The Anthropic adapter against wire fixtures built from Anthropic's documented payloads.
+
+A fake Messages endpoint (an ``httpx2.MockTransport`` handler) checks the body the adapter
+sent, then plays a recorded reply: JSON bodies and SSE streams from fixtures/anthropic/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+import pytest
+
+from tether import errors
+from tether.models.anthropic import (
+    AnthropicProvider,
+    build_params,
+    finish_reason,
+    map_error,
+    retry_after,
+)
+from tether.models.base import ProviderModel
+from tether.types import (
+    FinishEvent,
+    ImagePart,
+    Message,
+    Params,
+    ReasoningDelta,
+    ReasoningPart,
+    Request,
+    ResponseEvent,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    ToolCallPart,
+    ToolSpec,
+    Usage,
+    UsageEvent,
+)
+
+# The SDK warns that claude-sonnet-4-5 is deprecated; the pricing table still lists it.
+pytestmark = pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5':DeprecationWarning")
+
+FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
+MODEL = "claude-sonnet-4-5"
+BASE_URL = "https://api.anthropic.test"
+KEY = "sk-ant-test-key"
+WEATHER = ToolSpec(
+    name="get_weather",
+    description="Get the current weather in a given location",
+    parameters={
+        "type": "object",
+        "properties": {"location": {"type": "string"}, "unit": {"type": "string"}},
+        "required": ["location"],
+    },
+)
+
+Reply = httpx2.Response | Exception
+Check = Callable[[dict[str, Any]], None]
+
+
+def json_reply(name: str, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    body = (FIXTURES / name).read_bytes()
+    return httpx2.Response(
+        status, content=body, headers={"content-type": "application/json", **(headers or {})}
+    )
+
+
+def sse_reply(name: str) -> Reply:
+    body = (FIXTURES / name).read_bytes()
+    return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+
+class FakeAnthropic:
+    """A fake Messages endpoint: checks each request, then plays the next queued reply."""
+
+    def __init__(self, replies: list[Reply], check: Check | None) -> None:
+        self.replies = replies
+        self.check = check
+        self.bodies: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        assert request.url.path == "/v1/messages"
+        sent_key = request.headers.get("x-api-key") or request.headers.get("authorization")
+        assert sent_key in (KEY, f"Bearer {KEY}")
+        body = json.loads(request.content)
+        self.bodies.append(body)
+        if self.check is not None:
+            self.check(body)
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def model(self, **options: Any) -> ProviderModel:
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(self))
+        options = {"http_client": client, "base_url": BASE_URL, **options}
+        return ProviderModel(AnthropicProvider(MODEL, options))
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("TETHER_HOME", str(tmp_path / ".tether"))  # no stray secrets file
+
+
+@pytest.fixture
+def fake() -> Iterator[Callable[..., FakeAnthropic]]:
+    """Make fake endpoints; fail the test when one keeps a reply nobody asked for."""
+    made: list[FakeAnthropic] = []
+
+    def make(*replies: Reply, check: Check | None = None) -> FakeAnthropic:
+        made.append(FakeAnthropic(list(replies), check))
+        return made[-1]
+
+    yield make
+    for endpoint in made:
+        assert not endpoint.replies, f"unplayed replies: {endpoint.replies}"
+
+
+async def collect(stream: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
+    return [event async for event in stream]
+
+
+def final(events: list[StreamEvent]) -> Any:
+    last = events[-1]
+    assert isinstance(last, ResponseEvent)
+    return last.response
+
+
+def comparable(response: Any) -> dict[str, Any]:
+    return response.model_dump(exclude={"latency_s"})  # type: ignore[no-any-return]
+
+
+# -- plain calls and request mapping -----------------------------------------------------
+
+
+async def test_plain_text(fake: Callable[..., FakeAnthropic]) -> None:
+    def check(body: dict[str, Any]) -> None:
+        assert body == {
+            "model": MODEL,
+            "max_tokens": 4096,  # Anthropic requires it; tether's default
+            "system": "Be brief.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}],
+        }
+
+    model = fake(json_reply("message_text.json"), check=check).model()
+    response = await model.agenerate("Hello", system="Be brief.")
+    assert response.text == "Hello! How can I help you today?"
+    assert response.finish_reason == "stop"
+    assert response.usage == Usage(input_tokens=12, output_tokens=10)
+    assert response.provider_id == "msg_01XFDUDYJgAACzvnptvVoYEL"
+    assert response.model == "anthropic:claude-sonnet-4-5"
+    assert response.cost_usd == pytest.approx((12 * 3.0 + 10 * 15.0) / 1e6, rel=1e-12)
+
+
+async def test_conversation_maps_to_anthropic_turns(fake: Callable[..., FakeAnthropic]) -> None:
+    messages = [
+        Message.system("You are a weather bot."),
+        Message.system("Answer in one line."),
+        Message.user("Weather in SF?"),
+        Message(
+            role="user",
+            content=[
+                ImagePart(data="iVBORw0KGgo=", media_type="image/png"),
+                ImagePart(url="https://example.com/sky.jpg"),
+                ImagePart(url="data:image/jpeg;base64,/9j/4AAQ"),
+            ],
+        ),
+        Message(
+            role="assistant",
+            content=[
+                ReasoningPart(text="The user wants weather.", signature="sig-1"),
+                ReasoningPart(text="", signature="redacted-blob"),
+                ReasoningPart(text="unsigned reasoning from another provider"),
+                TextPart(text="Checking."),
+                ToolCallPart(id="toolu_1", name="get_weather", arguments='{"location": "SF"}'),
+            ],
+        ),
+        Message.tool_result("toolu_1", "15 degrees, fog"),
+        Message.user("And tomorrow?"),
+    ]
+    expected = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Weather in SF?"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                },
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/sky.jpg"}},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "The user wants weather.", "signature": "sig-1"},
+                {"type": "redacted_thinking", "data": "redacted-blob"},
+                {"type": "text", "text": "Checking."},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"location": "SF"},
+                },
+            ],
+        },
+        {
+            "role": "user",  # the tool result travels in a user turn, merged with the next one
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "15 degrees, fog"},
+                {"type": "text", "text": "And tomorrow?"},
+            ],
+        },
+    ]
+
+    def check(body: dict[str, Any]) -> None:
+        assert body["system"] == "You are a weather bot.\n\nAnswer in one line."
+        assert body["messages"] == expected
+        assert body["stop_sequences"] == ["\n\nHuman:"]
+        assert body["max_tokens"] == 300
+        assert "temperature" not in body
+
+    model = fake(json_reply("message_text.json"), check=check).model()
+    params = Params(stop=["\n\nHuman:"], max_tokens=300)
+    await model.request(Request(messages=messages, params=params))
+
+
+async def test_forced_tool_call(fake: Callable[..., FakeAnthropic]) -> None:
+    def check(body: dict[str, Any]) -> None:
+        assert body["tools"] == [
+            {
+                "name": "get_weather",
+                "description": "Get the current weather in a given location",
+                "input_schema": WEATHER.parameters,
+            }
+        ]
+        assert body["tool_choice"] == {"type": "tool", "name": "get_weather"}
+
+    model = fake(json_reply("message_tool_use.json"), check=check).model()
+    response = await model.agenerate("Weather in SF?", tools=[WEATHER], tool_choice="get_weather")
+    assert response.finish_reason == "tool_calls"
+    assert response.text == "I'll check the current weather in San Francisco for you."
+    [call] = response.tool_calls
+    assert call.id == "toolu_01A09q90qw90lq917835lq9"
+    assert call.name == "get_weather"
+    assert call.args() == {"location": "San Francisco, CA", "unit": "celsius"}
+
+
+@pytest.mark.parametrize(
+    ("choice", "wire"),
+    [("auto", {"type": "auto"}), ("none", {"type": "none"}), ("required", {"type": "any"})],
+)
+async def test_tool_choice_mapping(
+    fake: Callable[..., FakeAnthropic], choice: str, wire: dict[str, str]
+) -> None:
+    def check(body: dict[str, Any]) -> None:
+        assert body["tool_choice"] == wire
+
+    model = fake(json_reply("message_tool_use.json"), check=check).model()
+    await model.agenerate("Weather in SF?", tools=[WEATHER], tool_choice=choice)
+
+
+def test_tool_results_lead_their_user_turn() -> None:
+    messages = [
+        Message(role="assistant", content=[ToolCallPart(id="toolu_1", name="get_weather")]),
+        Message.user("Here is what the tool said:"),
+        Message.tool_result("toolu_1", "no such city", is_error=True),
+    ]
+    wire = build_params(Request(messages=messages), MODEL)["messages"]
+    assert wire[1] == {
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "tool_use_id": "toolu_1",
+                "content": "no such city",
+                "is_error": True,
+            },
+            {"type": "text", "text": "Here is what the tool said:"},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "expected"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("pause_turn", "stop"),
+        ("max_tokens", "length"),
+        ("model_context_window_exceeded", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "refusal"),
+        (None, "stop"),
+    ],
+)
+def test_finish_reasons(stop_reason: str | None, expected: str) -> None:
+    assert finish_reason(stop_reason) == expected
+
+
+async def test_max_tokens_stop_reason_is_length(fake: Callable[..., FakeAnthropic]) -> None:
+    model = fake(json_reply("message_max_tokens.json")).model()
+    response = await model.agenerate("List primes", max_tokens=8)
+    assert response.finish_reason == "length"
+
+
+# -- thinking ------------------------------------------------------------------------------
+
+
+async def test_thinking(fake: Callable[..., FakeAnthropic]) -> None:
+    def check(body: dict[str, Any]) -> None:
+        assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+        assert body["max_tokens"] == 2048 + 4096  # room for the answer after the budget
+
+    model = fake(json_reply("message_thinking.json"), check=check).model()
+    response = await model.agenerate("What is 27 * 453?", reasoning_budget=2048)
+    reasoning, text = response.message.content
+    assert isinstance(reasoning, ReasoningPart)
+    assert reasoning.text.startswith("Let me solve this step by step")
+    assert reasoning.signature == "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."
+    assert text == TextPart(text="27 * 453 = 12,231")
+    assert response.usage.reasoning_tokens == 150
+    assert response.usage.output_tokens == 210
+
+
+async def test_streamed_thinking_matches_plain(fake: Callable[..., FakeAnthropic]) -> None:
+    def check(body: dict[str, Any]) -> None:
+        assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+        assert body["max_tokens"] == 2000
+
+    endpoint = fake(
+        json_reply("message_thinking.json"), sse_reply("stream_thinking.sse"), check=check
+    )
+    model = endpoint.model()
+    plain = await model.agenerate("What is 27 * 453?", reasoning_budget=1024, max_tokens=2000)
+    events = await collect(
+        model.astream("What is 27 * 453?", reasoning_budget=1024, max_tokens=2000)
+    )
+    assert endpoint.bodies[1]["stream"] is True
+    assert any(isinstance(e, ReasoningDelta) and e.signature for e in events)
+    assert comparable(final(events)) == comparable(plain)
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"reasoning_budget": 500}, "minimum thinking budget of 1024"),
+        ({"reasoning_budget": 2048, "max_tokens": 2048}, "set max_tokens above 2048"),
+    ],
+)
+async def test_thinking_rules_raise_unsupported(
+    fake: Callable[..., FakeAnthropic], params: dict[str, Any], says: str
+) -> None:
+    model = fake().model()
+    with pytest.raises(errors.UnsupportedParameter, match=says):
+        await model.agenerate("hi", **params)
+
+
+def test_thinking_cannot_force_a_tool() -> None:
+    params = Params(reasoning_budget=2048, tool_choice="get_weather")
+    request = Request(messages=[Message.user("hi")], tools=[WEATHER], params=params)
+    with pytest.raises(errors.UnsupportedParameter, match="cannot force a tool"):
+        build_params(request, MODEL)
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"seed": 7}, "'seed'; Anthropic's Messages API has no seed parameter"),
+        # anthropic-version 2026-10-21 answers 400 to sampling parameters, even at defaults
+        ({"temperature": 1.0}, "'temperature'; Anthropic API version 2026-10-21"),
+        ({"top_p": 0.9}, "'top_p'; Anthropic API version 2026-10-21"),
+    ],
+)
+async def test_unsupported_parameters(
+    fake: Callable[..., FakeAnthropic], params: dict[str, Any], says: str
+) -> None:
+    model = fake().model()
+    with pytest.raises(errors.UnsupportedParameter, match=says):
+        await model.agenerate("hi", **params)
+
+
+# -- usage and cost ------------------------------------------------------------------------
+
+
+async def test_cache_usage_and_cost(fake: Callable[..., FakeAnthropic]) -> None:
+    model = fake(json_reply("message_cached.json")).model()
+    response = await model.agenerate("When does the contract renew?")
+    assert response.usage == Usage(
+        input_tokens=100 + 20000 + 1000,
+        output_tokens=500,
+        cached_tokens=20000,
+        cache_write_tokens=1000,
+    )
+    # claude-sonnet-4-5: input 3, cached 0.30, cache write 3.75, output 15 USD per million
+    expected = (100 * 3.0 + 20000 * 0.30 + 1000 * 3.75 + 500 * 15.0) / 1e6
+    assert expected == pytest.approx(0.01755, rel=1e-12)
+    assert response.cost_usd == pytest.approx(0.01755, rel=1e-12)
+
+
+# -- streaming -----------------------------------------------------------------------------
+
+
+async def test_stream_text_with_ping_and_cache_usage(fake: Callable[..., FakeAnthropic]) -> None:
+    def check(body: dict[str, Any]) -> None:
+        assert body["stream"] is True
+        assert body["max_tokens"] == 4096
+
+    model = fake(sse_reply("stream_text.sse"), check=check).model()
+    events = await collect(model.astream("Hello"))
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hello", "! How can I help?"]
+    [usage] = [e for e in events if isinstance(e, UsageEvent)]
+    assert usage.usage == Usage(
+        input_tokens=25 + 2000 + 1000, output_tokens=15, cached_tokens=2000, cache_write_tokens=1000
+    )
+    [finish] = [e for e in events if isinstance(e, FinishEvent)]
+    assert finish.finish_reason == "stop"
+    assert finish.provider_id == "msg_01StreamText000001"
+    response = final(events)
+    assert response.text == "Hello! How can I help?"
+    expected = (25 * 3.0 + 2000 * 0.30 + 1000 * 3.75 + 15 * 15.0) / 1e6
+    assert response.cost_usd == pytest.approx(expected, rel=1e-12)
+
+
+async def test_streamed_tool_call_matches_plain(fake: Callable[..., FakeAnthropic]) -> None:
+    endpoint = fake(json_reply("message_tool_use.json"), sse_reply("stream_tool_use.sse"))
+    model = endpoint.model()
+    plain = await model.agenerate("Weather in SF?", tools=[WEATHER], tool_choice="auto")
+    events = await collect(model.astream("Weather in SF?", tools=[WEATHER], tool_choice="auto"))
+    pieces = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert {p.index for p in pieces} == {1}  # the content block index
+    assert pieces[0].id == "toolu_01A09q90qw90lq917835lq9"
+    assert pieces[0].name == "get_weather"
+    assert len(pieces) > 2
+    assert comparable(final(events)) == comparable(plain)
+
+
+def test_sync_twins(fake: Callable[..., FakeAnthropic]) -> None:
+    model = fake(json_reply("message_text.json"), sse_reply("stream_text.sse")).model()
+    assert model.generate("hi").text == "Hello! How can I help you today?"
+    events = list(model.stream("hi"))
+    assert final(events).text == "Hello! How can I help?"
+
+
+async def test_stream_cut_before_message_stop(fake: Callable[..., FakeAnthropic]) -> None:
+    model = fake(sse_reply("stream_cut.sse")).model()
+    with pytest.raises(errors.Unavailable, match="message_stop") as caught:
+        await collect(model.astream("hi"))
+    assert caught.value.retryable
+
+
+async def test_error_event_mid_stream(fake: Callable[..., FakeAnthropic]) -> None:
+    model = fake(sse_reply("stream_error.sse")).model()
+    with pytest.raises(errors.Unavailable, match="Overloaded") as caught:
+        await collect(model.astream("hi"))
+    assert caught.value.provider == "anthropic"
+    assert caught.value.model == "anthropic:claude-sonnet-4-5"
+    assert isinstance(caught.value.__cause__, anthropic.APIStatusError)
+
+
+class DroppedStream(httpx2.AsyncByteStream):
+    """Sends the start of a stream, then loses the connection."""
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.head
+        raise httpx2.ReadError("connection reset by peer")
+
+
+async def test_connection_dropped_mid_stream(fake: Callable[..., FakeAnthropic]) -> None:
+    head = (FIXTURES / "stream_cut.sse").read_bytes()
+    reply = httpx2.Response(
+        200, headers={"content-type": "text/event-stream"}, stream=DroppedStream(head)
+    )
+    model = fake(reply).model()
+    with pytest.raises(errors.Unavailable) as caught:
+        await collect(model.astream("hi"))
+    assert isinstance(caught.value.__cause__, httpx2.ReadError)
+
+
+# -- errors over the wire ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "fixture", "headers", "expected", "retry"),
+    [
+        (429, "error_rate_limit.json", {"retry-after": "17"}, errors.RateLimited, 17.0),
+        (529, "error_overloaded.json", {}, errors.Unavailable, None),
+        (500, "error_api.json", {}, errors.Unavailable, None),
+        (401, "error_authentication.json", {}, errors.AuthError, None),
+        (403, "error_permission.json", {}, errors.AuthError, None),
+        (400, "error_prompt_too_long.json", {}, errors.ContextTooLong, None),
+        (400, "error_invalid_request.json", {}, errors.BadRequest, None),
+        (404, "error_not_found.json", {}, errors.BadRequest, None),
+    ],
+)
+async def test_http_errors(
+    fake: Callable[..., FakeAnthropic],
+    status: int,
+    fixture: str,
+    headers: dict[str, str],
+    expected: type[errors.ProviderError],
+    retry: float | None,
+) -> None:
+    model = fake(json_reply(fixture, status, headers), json_reply(fixture, status, headers))
+    for call in (model.model().agenerate, lambda p: collect(model.model().astream(p))):
+        with pytest.raises(expected) as caught:
+            await call("hi")
+        error = caught.value
+        assert type(error) is expected
+        assert (error.status, error.retry_after) == (status, retry)
+        assert (error.model, error.provider) == ("anthropic:claude-sonnet-4-5", "anthropic")
+        assert isinstance(error.__cause__, anthropic.APIStatusError)
+
+
+async def test_error_messages_say_what_to_do(fake: Callable[..., FakeAnthropic]) -> None:
+    model = fake(
+        json_reply("error_authentication.json", 401),
+        json_reply("error_not_found.json", 404),
+        json_reply("error_prompt_too_long.json", 400),
+    ).model()
+    with pytest.raises(errors.AuthError, match="ANTHROPIC_API_KEY"):
+        await model.agenerate("hi")
+    with pytest.raises(errors.BadRequest, match="does not know the model 'claude-sonnet-4-5'"):
+        await model.agenerate("hi")
+    with pytest.raises(errors.ContextTooLong, match=r"215000 tokens > 200000.*shorten the prompt"):
+        await model.agenerate("hi")
+
+
+async def test_missing_api_key(
+    fake: Callable[..., FakeAnthropic], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    model = fake().model()
+    with pytest.raises(errors.AuthError, match="ANTHROPIC_API_KEY") as caught:
+        await model.agenerate("hi")
+    assert caught.value.provider == "anthropic"
+    with pytest.raises(errors.AuthError, match="ANTHROPIC_API_KEY"):
+        await collect(model.astream("hi"))
+
+
+async def test_api_key_env_option(
+    fake: Callable[..., FakeAnthropic], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.setenv("WORK_CLAUDE_KEY", KEY)
+    model = fake(json_reply("message_text.json")).model(api_key_env="WORK_CLAUDE_KEY")
+    assert (await model.agenerate("hi")).text
+
+
+async def test_malformed_json_body(fake: Callable[..., FakeAnthropic]) -> None:
+    model = fake(json_reply("malformed.json")).model()
+    with pytest.raises(errors.Unavailable, match="try again"):
+        await model.agenerate("hi")
+
+
+async def test_non_json_body(fake: Callable[..., FakeAnthropic]) -> None:
+    # The SDK hands back a plain str when the body is not JSON.
+    reply = httpx2.Response(
+        200, content=b"<html>gateway</html>", headers={"content-type": "text/html"}
+    )
+    model = fake(reply).model()
+    with pytest.raises(errors.Unavailable, match="malformed response"):
+        await model.agenerate("hi")
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (httpx2.ReadTimeout("timed out"), errors.Timeout),
+        (httpx2.ConnectError("connection refused"), errors.Unavailable),
+    ],
+)
+async def test_transport_errors(
+    fake: Callable[..., FakeAnthropic], raised: Exception, expected: type[errors.ProviderError]
+) -> None:
+    model = fake(raised).model()
+    with pytest.raises(expected) as caught:
+        await model.agenerate("hi")
+    assert caught.value.retryable
+
+
+async def test_sdk_refuses_long_non_streaming_call(fake: Callable[..., FakeAnthropic]) -> None:
+    # The SDK raises a bare ValueError before sending: not retryable, and the fix is to stream.
+    model = fake().model()
+    with pytest.raises(errors.BadRequest, match="stream the call"):
+        await model.agenerate("hi", max_tokens=64000)
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after({"retry-after": "3"}) == 3.0
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "3"}) == 1.5
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    seconds = retry_after({"retry-after": later})
+    assert seconds is not None
+    assert 25 <= seconds <= 30
+
+
+# -- every SDK exception is mapped ---------------------------------------------------------
+
+
+def sdk_exception_classes() -> list[type[anthropic.AnthropicError]]:
+    return sorted(
+        {
+            value
+            for value in vars(anthropic).values()
+            if inspect.isclass(value) and issubclass(value, anthropic.AnthropicError)
+        },
+        key=lambda cls: cls.__name__,
+    )
+
+
+def build(cls: type[anthropic.AnthropicError]) -> anthropic.AnthropicError:
+    """An instance of any SDK exception, from a minimal request and response."""
+    request = httpx2.Request("POST", f"{BASE_URL}/v1/messages")
+    code = getattr(cls, "status_code", None)
+    if not isinstance(code, int):
+        code = 500 if issubclass(cls, anthropic.InternalServerError) else 418
+    response = httpx2.Response(code, request=request, headers={"retry-after": "2"})
+    if issubclass(cls, anthropic.APIStatusError):
+        return cls("boom", response=response, body=None)
+    if issubclass(cls, anthropic.APIResponseValidationError):
+        return cls(response, None)
+    if issubclass(cls, anthropic.APITimeoutError):
+        return cls(request)
+    if issubclass(cls, anthropic.APIConnectionError):
+        return cls(request=request)
+    if issubclass(cls, anthropic.APIError):
+        return cls("boom", request, body=None)
+    try:
+        return cls("boom")
+    except TypeError:
+        return cls.__new__(cls)
+
+
+def test_sdk_exception_list_is_complete() -> None:
+    names = {cls.__name__ for cls in sdk_exception_classes()}
+    assert {"RateLimitError", "OverloadedError", "CredentialsError", "APITimeoutError"} <= names
+    assert len(names) > 40
+
+
+@pytest.mark.parametrize("cls", sdk_exception_classes(), ids=lambda cls: cls.__name__)
+def test_every_sdk_exception_is_mapped(cls: type[anthropic.AnthropicError]) -> None:
+    error = map_error(build(cls), "anthropic:claude-sonnet-4-5")
+    assert isinstance(error, errors.ProviderError)
+    assert type(error) is not errors.ProviderError, f"{cls.__name__} is not mapped"
+    assert error.provider == "anthropic"
+    assert error.model == "anthropic:claude-sonnet-4-5"
+    assert str(error).startswith("anthropic:claude-sonnet-4-5: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("RateLimitError", errors.RateLimited),
+        ("RampLimitExceededError", errors.RateLimited),
+        ("ContractSpendLimitReachedError", errors.AuthError),
+        ("OverloadedError", errors.Unavailable),
+        ("InternalServerError", errors.Unavailable),
+        ("ServiceUnavailableError", errors.Unavailable),
+        ("GatewayTimeoutError", errors.Unavailable),
+        ("APITimeoutError", errors.Timeout),
+        ("RequestTimeoutError", errors.Timeout),
+        ("APIConnectionError", errors.Unavailable),
+        ("AuthenticationError", errors.AuthError),
+        ("PermissionDeniedError", errors.AuthError),
+        ("PaymentRequiredError", errors.AuthError),
+        ("CredentialsError", errors.AuthError),
+        ("BadRequestError", errors.BadRequest),
+        ("NotFoundError", errors.BadRequest),
+        ("ConflictError", errors.BadRequest),
+        ("UnprocessableEntityError", errors.BadRequest),
+        ("APIResponseValidationError", errors.Unavailable),
+    ],
+)
+def test_sdk_exception_mapping(name: str, expected: type[errors.ProviderError]) -> None:
+    exc = build(getattr(anthropic, name))
+    error = map_error(exc, "anthropic:claude-sonnet-4-5")
+    assert type(error) is expected
+    if isinstance(exc, anthropic.RateLimitError) and expected is errors.RateLimited:
+        assert error.retry_after == 2.0
+
+
+def test_malformed_body_errors_map_to_unavailable() -> None:
+    for exc in (json.JSONDecodeError("Expecting value", "{", 1), ValueError("bad data")):
+        assert type(map_error(exc, "anthropic:x")) is errors.Unavailable
+
+
+def test_tether_errors_pass_through() -> None:
+    original = errors.RateLimited("slow down", retry_after=1.0)
+    assert map_error(original, "anthropic:x") is original
+
+
+# -- the module itself ---------------------------------------------------------------------
+
+
+def test_import_does_not_load_the_sdk() -> None:
+    code = "import sys, tether.models.anthropic; assert 'anthropic' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_one_client_per_event_loop() -> None:
+    provider = AnthropicProvider(MODEL, {"base_url": BASE_URL})
+
+    async def client_pair() -> tuple[object, object]:
+        return provider._client(), provider._client()
+
+    first, again = asyncio.run(client_pair())
+    other, _ = asyncio.run(client_pair())
+    assert first is again
+    assert first is not other
+
+
+def test_capabilities() -> None:
+    caps = AnthropicProvider(MODEL).capabilities()
+    assert "seed" not in caps.params
+    assert caps.reasoning and caps.vision and caps.tools
+    assert caps.context_window == 200_000
+    wide = AnthropicProvider(MODEL, {"context_window": 1_000_000})
+    assert wide.capabilities().context_window == 1_000_000
