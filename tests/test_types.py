@@ -85,3 +85,9 @@ def test_public_surface_is_curated() -> None:
     assert tether.Response is Response and tether.Request is Request
     with pytest.raises(AttributeError):
         _ = tether.nothing_here
+
+
+def test_every_lazy_export_is_listed_in_all() -> None:
+    from tether import _EXPORTS
+
+    assert sorted(tether.__all__) == sorted(_EXPORTS)

@@ -49,7 +49,43 @@ _EXPORTS = {
     "InputRejected": "tether.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ApprovalRequired",
+    "AuthError",
+    "BadRequest",
+    "BudgetExceeded",
+    "CassetteMiss",
+    "ConfigError",
+    "ContextTooLong",
+    "FinishEvent",
+    "InputRejected",
+    "Message",
+    "Model",
+    "ModelFileError",
+    "ModelNotFound",
+    "OutputInvalid",
+    "Params",
+    "ProviderError",
+    "RateLimited",
+    "ReasoningDelta",
+    "Refused",
+    "Request",
+    "Response",
+    "ResponseEvent",
+    "Settings",
+    "StreamEvent",
+    "TetherError",
+    "TextDelta",
+    "Timeout",
+    "ToolCallDelta",
+    "ToolSpec",
+    "Unavailable",
+    "UnsupportedParameter",
+    "Usage",
+    "UsageEvent",
+    "load_settings",
+    "model",
+]
 
 if TYPE_CHECKING:
     from tether.config import Settings, load_settings

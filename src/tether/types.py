@@ -64,11 +64,13 @@ class ToolResultPart(BaseModel):
 
 
 class ReasoningPart(BaseModel):
-    """A model's visible reasoning. ``signature`` must go back unchanged on the next turn."""
+    """A model's reasoning. ``signature`` must go back unchanged on the next turn;
+    ``redacted`` reasoning is opaque (encrypted by the provider) and has no text."""
 
     type: Literal["reasoning"] = "reasoning"
     text: str
     signature: str | None = None
+    redacted: bool = False
 
 
 Part: TypeAlias = Annotated[
@@ -226,6 +228,7 @@ class ReasoningDelta(BaseModel):
     type: Literal["reasoning"] = "reasoning"
     text: str = ""
     signature: str | None = None
+    redacted: bool = False
 
 
 class ToolCallDelta(BaseModel):

@@ -182,7 +182,7 @@ async def test_conversation_maps_to_anthropic_turns(fake: Callable[..., FakeAnth
             role="assistant",
             content=[
                 ReasoningPart(text="The user wants weather.", signature="sig-1"),
-                ReasoningPart(text="", signature="redacted-blob"),
+                ReasoningPart(text="", signature="redacted-blob", redacted=True),
                 ReasoningPart(text="unsigned reasoning from another provider"),
                 TextPart(text="Checking."),
                 ToolCallPart(id="toolu_1", name="get_weather", arguments='{"location": "SF"}'),

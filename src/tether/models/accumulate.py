@@ -38,6 +38,7 @@ class Accumulator:
     text: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     signature: str | None = None
+    redacted: bool = False
     tool_calls: dict[int, _ToolCall] = field(default_factory=dict)
     usage: Usage | None = None
     finish_reason: FinishReason | None = None
@@ -57,6 +58,7 @@ class Accumulator:
             self.reasoning.append(event.text)
             if event.signature:
                 self.signature = event.signature
+            self.redacted = self.redacted or event.redacted
         elif isinstance(event, UsageEvent):
             self.usage = event.usage
         elif isinstance(event, FinishEvent):
@@ -70,7 +72,10 @@ class Accumulator:
     def response(self, model: str) -> Response:
         parts: list[Part] = []
         if self.reasoning or self.signature:
-            parts.append(ReasoningPart(text="".join(self.reasoning), signature=self.signature))
+            reasoning = "".join(self.reasoning)
+            parts.append(
+                ReasoningPart(text=reasoning, signature=self.signature, redacted=self.redacted)
+            )
         if self.text:
             parts.append(TextPart(text="".join(self.text)))
         for index in sorted(self.tool_calls):

@@ -271,7 +271,7 @@ def _block(part: Part) -> dict[str, Any] | None:
         return block | {"is_error": True} if part.is_error else block
     if not part.signature:
         return None  # unsigned reasoning (another provider's) cannot be replayed to Anthropic
-    if not part.text:
+    if part.redacted:
         return {"type": "redacted_thinking", "data": part.signature}
     return {"type": "thinking", "thinking": part.text, "signature": part.signature}
 
@@ -301,7 +301,7 @@ def to_response(message: WireMessage, model_id: str) -> Response:
         elif block.type == "thinking":
             parts.append(ReasoningPart(text=block.thinking, signature=block.signature))
         elif block.type == "redacted_thinking":
-            parts.append(ReasoningPart(text="", signature=block.data))
+            parts.append(ReasoningPart(text="", signature=block.data, redacted=True))
     return Response(
         message=Message(role="assistant", content=parts),
         finish_reason=finish_reason(message.stop_reason),
@@ -357,7 +357,7 @@ class _StreamState:
             if block.type == "thinking" and block.thinking:
                 return [ReasoningDelta(text=block.thinking)]
             if block.type == "redacted_thinking":
-                return [ReasoningDelta(signature=block.data)]
+                return [ReasoningDelta(signature=block.data, redacted=True)]
         elif event.type == "content_block_delta":
             return _delta(event.index, event.delta)
         return []
