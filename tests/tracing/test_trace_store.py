@@ -12,6 +12,7 @@ from tether.testing import FunctionModel, ScriptedModel
 from tether.tracing import semconv
 from tether.tracing.query import losses, recent_calls
 from tether.tracing.setup import flush, store_processor
+from tether.tracing.store import loss_file
 from tether.tracing.traced import Traced
 
 
@@ -90,9 +91,11 @@ def test_unwritable_store_loses_spans_but_not_the_call(project: Path) -> None:
     assert flush()
     processor = store_processor(project / ".tether" / "tether.db")
     assert processor is not None and processor.lost >= 1
-    lost = losses(project / ".tether" / "tether.db")
+    db_path = project / ".tether" / "tether.db"
+    lost = losses(db_path)
     assert lost.count >= 1
     assert lost.reasons
+    loss_file(db_path).unlink()  # it lives in the temporary directory, outside the project
 
 
 def test_locked_store_counts_the_loss_and_records_it_later(project: Path) -> None:

@@ -1,0 +1,72 @@
+"""``tether chat``: a multi-turn conversation in the terminal, each answer streamed.
+
+The history is a plain list of tether Messages, exactly what a program would pass to
+``model.stream``. A provider failure mid-conversation (a timeout, a context that grew too
+long) costs that turn only; a configuration error ends the chat as it would any command.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tether.cli.common import (
+    ModelOption,
+    ParamOptions,
+    SystemOption,
+    err,
+    footer,
+    out,
+    parse_params,
+    print_stream,
+)
+
+if TYPE_CHECKING:
+    from tether.types import Message
+
+HELP = "/reset clears the history, /exit (or Ctrl-D) quits"
+
+
+def _read_line() -> str | None:
+    """The next line typed, or None at end of input."""
+    try:
+        return out.input("[bold green]you>[/] ")
+    except EOFError:
+        return None
+
+
+def chat(
+    model: ModelOption = None, system: SystemOption = None, option: ParamOptions = None
+) -> None:
+    """Talk with a model over several turns; the model sees the whole conversation."""
+    import tether
+    from tether.errors import OutputInvalid, ProviderError
+    from tether.types import Message
+
+    params = parse_params(option)
+    chosen = tether.model(model)
+    history: list[Message] = []
+    err.print(f"chatting with {chosen.id}; {HELP}", style="dim")
+    while True:
+        line = _read_line()
+        if line is None:
+            out.print()  # end the prompt line that Ctrl-D left open
+            break
+        text = line.strip()
+        if text == "/exit":
+            break
+        if text == "/reset":
+            history.clear()
+            err.print("history cleared", style="dim")
+            continue
+        if not text:
+            continue
+        history.append(Message.user(text))
+        out.print("[bold blue]model>[/] ", end="")
+        try:
+            response = print_stream(chosen, history, system=system, **params)
+        except (ProviderError, OutputInvalid) as exc:
+            history.pop()  # the turn failed: forget the question so the next one starts clean
+            err.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+            continue
+        history.append(response.message)
+        err.print(footer(response), style="dim")

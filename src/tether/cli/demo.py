@@ -1,0 +1,73 @@
+"""``tether demo``: the offline tour behind ``make demo``.
+
+Four short steps on the embedded model (streaming, a forced tool call, a two-turn exchange,
+and the traces they left), each announced in one line. Answers are kept short so the whole
+tour takes seconds on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+from tether.cli.common import err, footer, out, print_stream
+from tether.cli.logs import calls_table
+
+DEMO_MODEL = "local:smollm2"
+PARAMS = {"max_tokens": 40, "temperature": 0.0}
+BRIEF = "Answer in one short sentence."
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Get the current weather for a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+def _step(number: int, what: str) -> None:
+    out.print(f"\n[bold cyan]{number}.[/] [bold]{what}[/]")
+
+
+def demo() -> None:
+    """Tour tether offline on the embedded model: stream, tools, chat, traces."""
+    import tether
+    from tether.config import load_settings
+    from tether.tracing.query import recent_calls
+    from tether.tracing.setup import flush
+    from tether.types import Message
+
+    settings = load_settings()
+    model = tether.model(DEMO_MODEL, settings=settings)
+    out.print(f"[bold]tether demo[/] on {model.id}: offline, no key needed")
+
+    _step(1, "A streamed answer: text appears as the model writes it.")
+    question = "In one sentence, what is the capital of France?"
+    out.print(f"[dim]you>[/] {question}")
+    err.print(footer(print_stream(model, question, **PARAMS)), style="dim")
+
+    _step(2, "A forced tool call: the output is constrained to the tool's JSON schema.")
+    response = model.generate(
+        "What is the weather like in Paris?",
+        tools=[WEATHER_TOOL],
+        tool_choice="get_weather",
+        **PARAMS,
+    )
+    for call in response.tool_calls:
+        out.print(f"{call.name} called with {call.args()}")
+    err.print(footer(response), style="dim")
+
+    _step(3, "A two-turn exchange: the model sees the whole history each turn.")
+    history: list[Message] = []
+    for text in ("I have a cat called Tom.", "What is my cat called?"):
+        history.append(Message.user(text))
+        out.print(f"[dim]you>[/] {text}")
+        response = print_stream(model, history, system=BRIEF, **PARAMS)
+        history.append(response.message)
+
+    _step(4, "The calls above, as traced into the project database (cost is $0 locally).")
+    if not settings.tracing.enabled:
+        out.print("tracing is off (TETHER_TRACING or [tracing] enabled); nothing was stored")
+        return
+    flush()
+    out.print(calls_table(recent_calls(settings.db_path, limit=4)))
+    out.print("[dim]see them again with `tether logs`; try `tether run`, `tether chat`[/]")
