@@ -21,6 +21,7 @@ from tether.models.accumulate import Accumulator
 from tether.types import (
     Message,
     Params,
+    Price,
     Request,
     Response,
     ResponseEvent,
@@ -182,6 +183,12 @@ class Provider(ABC):
     def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         """Send one request as a stream of deltas, a UsageEvent and a FinishEvent."""
 
+    def price(self) -> Price | None:
+        """What this model costs; None when unknown (tether never guesses a price)."""
+        from tether.models.pricing import price_for
+
+        return price_for(self.model_id)
+
     async def check_context(self, request: Request) -> None:  # noqa: B027 - optional hook
         """Raise ContextTooLong before the call when the prompt cannot fit; a no-op by default."""
 
@@ -189,12 +196,10 @@ class Provider(ABC):
 class ProviderModel(Model):
     """Turns a Provider into a Model: checks, timing, cost, and one accumulator for streams."""
 
-    def __init__(self, provider: Provider, *, pricing: Any = None) -> None:
-        from tether.models.pricing import price_for
-
+    def __init__(self, provider: Provider, *, pricing: Price | None = None) -> None:
         self.provider = provider
         self.id = provider.model_id
-        self._price = pricing if pricing is not None else price_for(self.id)
+        self._price = pricing if pricing is not None else provider.price()
 
     async def _prepare(self, request: Request) -> None:
         check_request(request, self.provider.capabilities(), self.id)

@@ -32,6 +32,7 @@ from tether.types import (
     ImagePart,
     Message,
     Part,
+    Price,
     Request,
     Response,
     StreamEvent,
@@ -119,6 +120,10 @@ class OpenAIProvider(Provider):
             context_window=opts.get("context_window"),
         )
 
+    def price(self) -> Price | None:
+        """OpenAI's prices apply to OpenAI only; another server's cost is set on its alias."""
+        return super().price() if self.base_url is None else None
+
     def client(self) -> AsyncOpenAI:
         """One client per event loop: async connection pools belong to the loop that made them."""
         loop = asyncio.get_running_loop()
@@ -195,6 +200,7 @@ class OpenAIProvider(Provider):
         finish: FinishReason | None = None
         provider_id: str | None = None
         deltas = 0
+        refused = False
         try:
             chunks = await self.client().chat.completions.create(**args)
             async for chunk in chunks:
@@ -206,6 +212,11 @@ class OpenAIProvider(Provider):
                     if delta.content:
                         deltas += 1
                         yield TextDelta(text=delta.content)
+                    if delta.refusal:
+                        # as in from_openai: a refusal is the answer's text, finish "refusal"
+                        deltas += 1
+                        refused = True
+                        yield TextDelta(text=delta.refusal)
                     for call in delta.tool_calls or []:
                         deltas += 1
                         function = call.function
@@ -223,6 +234,8 @@ class OpenAIProvider(Provider):
             raise map_error(exc, self.model_id) from exc
         if finish is None:
             return  # no finish reason: the stream was cut; ProviderModel raises Unavailable
+        if refused:
+            finish = "refusal"
         if usage is None:
             # Some compatible servers (llama.cpp's) send no usage in streams: count the
             # deltas, one token each on those servers, and say the figure is estimated.
@@ -354,7 +367,10 @@ def map_error(exc: Exception, model_id: str) -> TetherError:
             retry_after=wait,
             **kw,
         )
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+    from openai._exceptions import SubjectTokenProviderError
+
+    auth = (openai.AuthenticationError, openai.PermissionDeniedError, SubjectTokenProviderError)
+    if isinstance(exc, auth):
         return AuthError(
             f"{model_id}: the API key was rejected ({detail}); check OPENAI_API_KEY "
             "or the endpoint's api_key_env",
