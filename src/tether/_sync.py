@@ -8,6 +8,7 @@ not the calling thread already runs a loop of its own.
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -49,25 +50,42 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def iterate(stream: AsyncIterator[T]) -> Iterator[T]:
-    """Iterate an async iterator from sync code, one item at a time."""
+    """Iterate an async iterator from sync code.
+
+    A pump task on the background loop hands items over through a thread-safe queue, so each
+    item costs one queue hand-off rather than a task and a future.
+    """
     _check_not_on_loop()
     loop = background_loop()
+    items: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+    started, finished = threading.Event(), threading.Event()
 
-    async def next_item() -> T:
-        return await stream.__anext__()
+    async def pump() -> None:
+        started.set()
+        try:
+            async for item in stream:
+                items.put((True, item))
+        except BaseException as exc:  # handed to the consumer and raised there
+            items.put((False, exc))
+        else:
+            items.put((False, None))
+        finally:
+            finished.set()
 
+    future = asyncio.run_coroutine_threadsafe(pump(), loop)
     try:
         while True:
-            future = asyncio.run_coroutine_threadsafe(next_item(), loop)
-            try:
-                item = future.result()
-            except StopAsyncIteration:
+            ok, value = items.get()
+            if ok:
+                yield value
+            elif value is None:
                 return
-            except BaseException:
-                future.cancel()
-                raise
-            yield item
+            else:
+                raise value
     finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            asyncio.run_coroutine_threadsafe(aclose(), loop).result()
+        if not finished.is_set():
+            # The consumer stopped early: cancel the stream where it runs, and wait until its
+            # clean-up (closing a connection, stopping a generation) has happened.
+            future.cancel()
+            if started.is_set():  # a task cancelled before it starts runs no clean-up
+                finished.wait()

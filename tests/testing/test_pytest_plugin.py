@@ -17,6 +17,7 @@ def test_call(tether_cassette):
 
 
 def test_record_replay_and_unused_detection(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_app=TEST_FILE)
     missing = pytester.runpytest("-p", "no:cacheprovider")
     missing.assert_outcomes(errors=1)
