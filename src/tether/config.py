@@ -67,7 +67,7 @@ class TracingConfig(_Strict):
 
 class LocalConfig(_Strict):
     n_ctx: int = Field(default=2048, gt=0)
-    threads: int | None = Field(default=None, gt=0)
+    threads: int | None = Field(default=None, gt=0)  # None: llama.cpp's default, half the cores
 
 
 class Settings(_Strict):

