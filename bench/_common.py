@@ -1,0 +1,324 @@
+"""What every benchmark shares: arguments, statistics, the result table and file, a temporary
+project folder, and a llama.cpp server on a free port.
+
+Timings on a shared machine are noisy, so a benchmark never reports an absolute time alone:
+it alternates tether and its anchor in one process and reports medians and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+PACKAGES = ("tether", "openai", "httpx2", "llama_cpp_python", "opentelemetry-sdk", "pydantic")
+
+# Settings that would leak the caller's project, cassettes or base URL into a benchmark.
+CLEARED_ENV = (
+    "TETHER_MODEL", "TETHER_HOME", "TETHER_CONFIG", "TETHER_TRACING", "TETHER_TRACE_CONTENT",
+    "TETHER_TRACE_MAX_CHARS", "TETHER_RECORD", "TETHER_REPLAY", "TETHER_LOCAL_N_CTX",
+    "TETHER_LOCAL_THREADS", "OPENAI_BASE_URL",
+)  # fmt: skip
+
+
+# -- arguments ---------------------------------------------------------------------------
+
+
+def parser(description: str, runs: int, quick_runs: int) -> argparse.ArgumentParser:
+    """The flags every benchmark takes: --runs, --quick (a CI smoke run) and --strict."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--runs", type=int, default=None, help=f"runs per contender (default {runs})")
+    p.add_argument(
+        "--quick", action="store_true", help=f"a small smoke run (runs={quick_runs}), < 60 s"
+    )
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.set_defaults(default_runs=runs, quick_runs=quick_runs)
+    return p
+
+
+def runs_of(args: argparse.Namespace) -> int:
+    if args.runs is not None:
+        return int(args.runs)
+    return int(args.quick_runs if args.quick else args.default_runs)
+
+
+# -- statistics --------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between closest ranks."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "median": median(values),
+        "p10": percentile(values, 10),
+        "p90": percentile(values, 90),
+        "min": min(values),
+        "max": max(values),
+        "mean": statistics.fmean(values),
+    }
+
+
+def paired_ratio(mine: Sequence[float], anchor: Sequence[float]) -> float:
+    """The median of per-run ratios mine[i] / anchor[i] (each pair timed back to back)."""
+    return median([m / a for m, a in zip(mine, anchor, strict=True)])
+
+
+def timed(call: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Wall seconds of one call, and its result."""
+    started = time.perf_counter()
+    result = call(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+# -- results -----------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of a result table: tether's figure against its anchor's, and the target."""
+
+    case: str
+    settings: str
+    tether: float | None
+    anchor: float | None
+    unit: str
+    ratio: float | None
+    target: str
+    passed: bool | None  # None: not judged (informational, or not available)
+    fmt: str = ".1f"
+    added: float | None = None  # tether minus anchor, where that difference is the figure
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "MISS", None: "-"}[self.passed]
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> None:
+    headers = ["case", "settings", "tether", "anchor", "unit", "ratio", "target", "result"]
+    cells = [
+        [
+            r.case,
+            r.settings,
+            _cell(r.tether, r.fmt),
+            _cell(r.anchor, r.fmt),
+            r.unit,
+            _cell(r.ratio, ".3f"),
+            r.target,
+            r.verdict,
+        ]
+        for r in rows
+    ]
+    if any(r.added is not None for r in rows):
+        headers.insert(5, "added")
+        for c, r in zip(cells, rows, strict=True):
+            c.insert(5, "" if r.added is None else format(r.added, "+" + r.fmt))
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    line = "  ".join("-" * w for w in widths)
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print(line)
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
+    for note in notes:
+        print(f"  {note}")
+    print()
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_revision() -> str | None:
+    """The checked-out commit, read from .git's files (no git process)."""
+    git = ROOT / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head[5:]
+        if (git / ref).is_file():
+            return (git / ref).read_text().strip()
+        for line in (git / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    except OSError:
+        return None
+    return None
+
+
+def write_result(
+    name: str,
+    args: argparse.Namespace,
+    rows: Sequence[Row],
+    settings: dict[str, Any],
+    samples: dict[str, Any] | None = None,
+) -> Path:
+    """Write bench/results/NAME.json: the rows, the settings and the machine they ran on."""
+    RESULTS.mkdir(exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": bool(args.quick),
+        "runs": runs_of(args),
+        "settings": settings,
+        "rows": [{**asdict(r), "verdict": r.verdict} for r in rows],
+        "all_passed": all(r.passed is not False for r in rows),
+        "samples": samples or {},
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        },
+        "versions": {p: _version(p) for p in PACKAGES},
+        "git_revision": git_revision(),
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=1, default=str) + "\n", "utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def finish(args: argparse.Namespace, rows: Sequence[Row]) -> int:
+    """The exit status: 1 under --strict when a target was missed."""
+    missed = [r.case for r in rows if r.passed is False]
+    if missed:
+        print(f"missed: {', '.join(missed)}")
+    return 1 if (args.strict and missed) else 0
+
+
+# -- a throwaway project -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def temp_project(config: str | None = None, **env: str) -> Iterator[Path]:
+    """A temporary TETHER_HOME (and tether.toml, if given) so a run never writes into the repo."""
+    saved = {k: os.environ.get(k) for k in (*CLEARED_ENV, *env)}
+    folder = Path(tempfile.mkdtemp(prefix="tether-bench-"))
+    try:
+        for name in CLEARED_ENV:
+            os.environ.pop(name, None)
+        os.environ["TETHER_HOME"] = str(folder / ".tether")
+        if config is not None:
+            (folder / "tether.toml").write_text(config, "utf-8")
+            os.environ["TETHER_CONFIG"] = str(folder / "tether.toml")
+        os.environ.update(env)
+        yield folder
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- the llama.cpp server ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the llama.cpp server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the llama.cpp server at {url} did not start in {seconds} s")
+
+
+@contextlib.contextmanager
+def llama_server(threads: int = 2, n_ctx: int = 2048, timeout: float = 90) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on the embedded GGUF; yields its base URL."""
+    from tether.models.local import resolve_path
+
+    port = free_port()
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_path("smollm2")),
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+        "--model_alias", "smollm2", "--n_threads", str(threads),
+    ]  # fmt: skip
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        try:
+            try:
+                _wait_for(f"{base_url}/models", process, timeout)
+            except RuntimeError:
+                log.seek(0)
+                sys.stderr.write(log.read().decode("utf-8", "replace")[-4000:])
+                raise
+            yield base_url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# -- tracing ---------------------------------------------------------------------------
+
+
+def stored_spans(db_path: Path, model: str | None = None) -> int:
+    """How many spans the trace store holds (for ``model``, if given): proof tracing ran."""
+    import sqlite3
+
+    if not db_path.is_file():
+        return 0
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        if model is None:
+            (count,) = db.execute("SELECT count(*) FROM spans").fetchone()
+        else:
+            (count,) = db.execute("SELECT count(*) FROM spans WHERE model = ?", (model,)).fetchone()
+    return int(count)
