@@ -40,7 +40,11 @@ def _check_not_on_loop() -> None:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code and return its result."""
-    _check_not_on_loop()
+    try:
+        _check_not_on_loop()
+    except RuntimeError:
+        coro.close()  # it will never run; closing it spares a "never awaited" warning
+        raise
     future = asyncio.run_coroutine_threadsafe(coro, background_loop())
     try:
         return future.result()
