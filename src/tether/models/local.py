@@ -29,6 +29,7 @@ from tether.errors import (
     TetherError,
 )
 from tether.models.base import Capabilities, Provider
+from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
 from tether.types import (
     FinishEvent,
     FinishReason,
@@ -41,7 +42,6 @@ from tether.types import (
     TextPart,
     ToolCallDelta,
     ToolCallPart,
-    ToolResultPart,
     Usage,
     UsageEvent,
 )
@@ -213,30 +213,6 @@ def load(path: Path, n_ctx: int, threads: int | None) -> _Loaded:
         return _loaded[key]
 
 
-def to_llama_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == "tool":
-            for part in message.content:
-                if isinstance(part, ToolResultPart):
-                    out.append(
-                        {"role": "tool", "tool_call_id": part.tool_call_id, "content": part.content}
-                    )
-            continue
-        item: dict[str, Any] = {"role": message.role, "content": message.text}
-        if calls := message.tool_calls:
-            item["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                }
-                for c in calls
-            ]
-        out.append(item)
-    return out
-
-
 def _finish(reason: str | None) -> FinishReason:
     return {"length": "length", "tool_calls": "tool_calls"}.get(reason or "", "stop")  # type: ignore[return-value]
 
@@ -260,24 +236,14 @@ class LocalProvider(Provider):
 
     def _arguments(self, request: Request) -> dict[str, Any]:
         params = request.params
-        args: dict[str, Any] = {"messages": to_llama_messages(request.messages)}
+        args: dict[str, Any] = {"messages": chat_messages(request.messages, empty_assistant="")}
         for name in ("temperature", "top_p", "max_tokens", "stop", "seed"):
             value = getattr(params, name)
             if value is not None:
                 args[name] = value
         if request.tools and params.tool_choice not in (None, "none"):
-            args["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                }
-                for t in request.tools
-            ]
-            args["tool_choice"] = {"type": "function", "function": {"name": params.tool_choice}}
+            args["tools"] = tool_definitions(request.tools)
+            args["tool_choice"] = tool_choice(params.tool_choice)
         return args
 
     def _check_fits(self, loaded: _Loaded, args: dict[str, Any]) -> None:

@@ -26,10 +26,10 @@ from tether.errors import (
     Unavailable,
 )
 from tether.models.base import Capabilities, Provider
+from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
 from tether.types import (
     FinishEvent,
     FinishReason,
-    ImagePart,
     Message,
     Part,
     Price,
@@ -40,7 +40,6 @@ from tether.types import (
     TextPart,
     ToolCallDelta,
     ToolCallPart,
-    ToolResultPart,
     Usage,
     UsageEvent,
 )
@@ -152,7 +151,7 @@ class OpenAIProvider(Provider):
         params = request.params
         args: dict[str, Any] = {
             "model": self.model_name,
-            "messages": [m for message in request.messages for m in to_openai(message)],
+            "messages": chat_messages(request.messages),
         }
         for name in ("temperature", "top_p", "seed", "stop"):
             if (value := getattr(params, name)) is not None:
@@ -164,22 +163,9 @@ class OpenAIProvider(Provider):
         if params.reasoning_budget is not None:
             args["reasoning_effort"] = reasoning_effort(params.reasoning_budget)
         if request.tools:
-            args["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                }
-                for t in request.tools
-            ]
-        if (choice := params.tool_choice) is not None:
-            named = choice not in ("auto", "none", "required")
-            args["tool_choice"] = (
-                {"type": "function", "function": {"name": choice}} if named else choice
-            )
+            args["tools"] = tool_definitions(request.tools)
+        if params.tool_choice is not None:
+            args["tool_choice"] = tool_choice(params.tool_choice)
         return args
 
     async def request(self, request: Request) -> Response:
@@ -242,39 +228,6 @@ class OpenAIProvider(Provider):
             usage = Usage(output_tokens=deltas, estimated=True)
         yield UsageEvent(usage=usage)
         yield FinishEvent(finish_reason=finish, provider_id=provider_id)
-
-
-def to_openai(message: Message) -> list[dict[str, Any]]:
-    """One tether Message as Chat Completions messages (tool results become one each)."""
-    if message.role == "tool":
-        return [
-            {"role": "tool", "tool_call_id": p.tool_call_id, "content": p.content}
-            for p in message.content
-            if isinstance(p, ToolResultPart)
-        ]
-    if message.role == "assistant":
-        item: dict[str, Any] = {"role": "assistant", "content": message.text or None}
-        if calls := message.tool_calls:
-            item["tool_calls"] = [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                }
-                for c in calls
-            ]
-        return [item]
-    images = [p for p in message.content if isinstance(p, ImagePart)]
-    if not images:
-        return [{"role": message.role, "content": message.text}]
-    content: list[dict[str, Any]] = []
-    for part in message.content:
-        if isinstance(part, TextPart):
-            content.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            url = part.url or f"data:{part.media_type};base64,{part.data}"
-            content.append({"type": "image_url", "image_url": {"url": url}})
-    return [{"role": message.role, "content": content}]
 
 
 def usage_from(data: dict[str, Any]) -> Usage:
@@ -409,4 +362,4 @@ def _detail(exc: Exception) -> str:
     return text if len(text) < 300 else text[:300] + "..."
 
 
-__all__ = ["OpenAIProvider", "from_openai", "map_error", "to_openai"]
+__all__ = ["OpenAIProvider", "from_openai", "map_error"]
