@@ -144,3 +144,14 @@ async def test_concurrent_streams_each_get_their_own_exact_usage() -> None:
         raise AssertionError("the stream ended without a response")
 
     assert list(await asyncio.gather(*(usage_of(p) for p in prompts))) == expected
+
+
+def test_llama_errors_map_onto_the_error_tree() -> None:
+    from tether.errors import BadRequest, ProviderError
+    from tether.models.local import map_error
+
+    too_long = map_error(ValueError("Requested tokens (3000) exceed context window of 2048"), "m")
+    assert isinstance(too_long, ContextTooLong) and "n_ctx" in str(too_long)
+    assert type(map_error(ValueError("bad grammar"), "m")) is BadRequest
+    crashed = map_error(RuntimeError("llama_decode returned -1"), "m")
+    assert type(crashed) is ProviderError and "llama_decode" in str(crashed)
