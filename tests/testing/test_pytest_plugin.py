@@ -6,7 +6,7 @@ pytest_plugins = ["pytester"]
 
 TEST_FILE = """
 from tether.testing import FunctionModel
-from tether.testing.cassette import CassetteModel
+from tether.models.middleware.cassette import CassetteModel
 
 ANSWER = {"text": "first"}
 

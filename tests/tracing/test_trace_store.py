@@ -1,19 +1,22 @@
 """Every call becomes a span in .tether/tether.db; tracing never breaks or blocks a call."""
 
+import asyncio
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 import tether
 from tether.config import load_settings
+from tether.models.middleware.traced import Traced
 from tether.testing import FunctionModel, ScriptedModel
 from tether.tracing import semconv
 from tether.tracing.query import losses, recent_calls
 from tether.tracing.setup import flush, store_processor
 from tether.tracing.store import loss_file
-from tether.tracing.traced import Traced
+from tether.types import Request, StreamEvent, TextDelta
 
 
 def rows(project: Path) -> list[sqlite3.Row]:
@@ -124,3 +127,22 @@ def test_full_queue_drops_instead_of_blocking(project: Path) -> None:
     assert processor is not None
     stored = len(rows(project))
     assert stored + processor.lost == 50  # every span is stored or counted, none blocks
+
+
+class SlowModel(ScriptedModel):
+    """Streams one word every 50 ms, as a real model would."""
+
+    async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            yield TextDelta(text="word ")
+        raise AssertionError("the consumer should have stopped long before")
+
+
+def test_stopping_a_stream_early_is_traced_as_cancelled_not_failed(project: Path) -> None:
+    model = traced(SlowModel())
+    for _event in model.stream("hi"):
+        break
+    (row,) = rows(project)
+    assert row["status"] == "ok"
+    assert json.loads(row["attributes"])[semconv.CANCELLED] is True

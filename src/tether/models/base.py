@@ -12,8 +12,9 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from tether import _sync
 from tether.errors import Unavailable, UnsupportedParameter
@@ -30,6 +31,22 @@ from tether.types import (
 )
 
 Prompt = str | Message | Sequence[Message] | Request
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Close a wrapped stream as soon as its wrapper stops, not when it is collected.
+
+    A wrapper that stops early (its consumer broke off, an error, a timeout) must end the
+    stream it reads at once: that closes the HTTP response, ends the span, stops generation.
+    """
+    try:
+        yield stream
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def build_request(
@@ -221,9 +238,10 @@ class ProviderModel(Model):
         await self._prepare(request)
         started = time.perf_counter()
         acc = Accumulator()
-        async for event in self.provider.stream(request):
-            acc.add(event)
-            yield event
+        async with closing(self.provider.stream(request)) as events:
+            async for event in events:
+                acc.add(event)
+                yield event
         if not acc.finished:
             raise Unavailable(
                 f"{self.id}: the stream ended before the provider finished the response; "
@@ -243,4 +261,5 @@ __all__ = [
     "Wrapper",
     "build_request",
     "check_request",
+    "closing",
 ]

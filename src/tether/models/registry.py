@@ -12,9 +12,18 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from pydantic import ValidationError
+
 from tether.config import ModelConfig, Settings, load_settings
-from tether.errors import ModelNotFound
+from tether.errors import ConfigError, ModelNotFound
 from tether.models.base import Model, Provider, ProviderModel
+from tether.models.middleware.cassette import CassetteModel
+from tether.models.middleware.defaults import WithDefaults
+from tether.models.middleware.fallback import Fallback
+from tether.models.middleware.retry import Retry
+from tether.models.middleware.router import Router
+from tether.models.middleware.timeout import TimeoutModel
+from tether.models.middleware.traced import Traced
 
 GROUP = "tether.providers"
 
@@ -67,6 +76,7 @@ def build_provider(model_id: str, settings: Settings) -> Provider:
             options = settings.local.model_dump(exclude_none=True)
     else:
         raise _unknown(model_id, settings)
+    options["home"] = settings.home  # where the secrets file lives
     return cls(name, options)
 
 
@@ -82,9 +92,6 @@ def model(
 
 
 def _build(model_id: str, settings: Settings, seen: set[str], overrides: dict[str, Any]) -> Model:
-    from tether.models.middleware.fallback import Fallback
-    from tether.models.middleware.router import Router
-
     if model_id in seen:
         raise ModelNotFound(f"{model_id!r} refers to itself through its fallbacks or routes")
     seen = seen | {model_id}
@@ -92,10 +99,12 @@ def _build(model_id: str, settings: Settings, seen: set[str], overrides: dict[st
         router = settings.routers[model_id]
         routes = {k: _build(v, settings, seen, {}) for k, v in router.routes.items()}
         return Router(model_id, routes, default=router.default)
-    config = settings.models.get(model_id)
-    if config is None:
-        config = ModelConfig(id=model_id)
-    config = config.model_copy(update=overrides)
+    config = settings.models.get(model_id) or ModelConfig(id=model_id)
+    if overrides:
+        try:
+            config = ModelConfig.model_validate({**config.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError(f"invalid settings for {model_id!r}: {exc}") from exc
     primary = _attempts(config, settings, alias=model_id if model_id != config.id else None)
     if not config.fallbacks:
         return primary
@@ -104,20 +113,18 @@ def _build(model_id: str, settings: Settings, seen: set[str], overrides: dict[st
 
 
 def _attempts(config: ModelConfig, settings: Settings, alias: str | None) -> Model:
-    """Retry(WithDefaults(Traced(Timeout(Cassette(ProviderModel))))): each attempt is traced."""
-    from tether.models.middleware.defaults import WithDefaults
-    from tether.models.middleware.retry import Retry
-    from tether.models.middleware.timeout import TimeoutModel
-    from tether.testing.cassette import wrap_for_cassette
-    from tether.tracing.traced import Traced
+    """Retry(WithDefaults(Cassette(Traced(Timeout(ProviderModel))))).
 
+    Each attempt is timed out and traced on its own; the cassette records what the caller
+    asked and got, so a replayed call neither reaches the provider nor adds a traced cost.
+    """
     provider = build_provider(config.id, settings)
     inner: Model = ProviderModel(provider, pricing=config.price)
-    inner = wrap_for_cassette(inner)
     if config.timeout:
         inner = TimeoutModel(inner, config.timeout)
     if settings.tracing.enabled:
         inner = Traced(inner, settings, alias=alias)
+    inner = CassetteModel(inner)
     if config.params:
         inner = WithDefaults(inner, config.params)
     if config.retries:

@@ -14,7 +14,7 @@ from typing import TypeAlias
 
 from tether.models.accumulate import Accumulator
 from tether.models.base import Model
-from tether.testing.cassette import Cassette, record, replay
+from tether.models.middleware.cassette import Cassette, record, replay
 from tether.types import (
     FinishEvent,
     Message,

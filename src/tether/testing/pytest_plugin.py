@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.testing.cassette import Cassette, use
+from tether.models.middleware.cassette import Cassette, use
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from tether.errors import ProviderError
-from tether.models.base import Model
+from tether.models.base import Model, closing
 from tether.types import Request, Response, StreamEvent
 
 
@@ -41,9 +41,10 @@ class Fallback(Model):
         for model in self.models:
             started = False
             try:
-                async for event in model.request_stream(request):
-                    started = True
-                    yield event
+                async with closing(model.request_stream(request)) as events:
+                    async for event in events:
+                        started = True
+                        yield event
                 return
             except ProviderError as error:
                 if started:

@@ -12,7 +12,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from tether.errors import ProviderError
-from tether.models.base import Model, Wrapper
+from tether.models.base import Model, Wrapper, closing
 from tether.types import Request, Response, StreamEvent
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -59,9 +59,10 @@ class Retry(Wrapper):
         while True:
             started = False
             try:
-                async for event in self.inner.request_stream(request):
-                    started = True
-                    yield event
+                async with closing(self.inner.request_stream(request)) as events:
+                    async for event in events:
+                        started = True
+                        yield event
                 return
             except ProviderError as error:
                 wait = None if started else self.delay(attempt, error)

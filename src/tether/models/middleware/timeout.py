@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from tether.errors import Timeout
-from tether.models.base import Model, Wrapper
+from tether.models.base import Model, Wrapper, closing
 from tether.types import Request, Response, StreamEvent
 
 
@@ -31,8 +31,7 @@ class TimeoutModel(Wrapper):
 
     async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         """For streams the limit is on silence: the wait for each next event."""
-        events = aiter(self.inner.request_stream(request))
-        try:
+        async with closing(self.inner.request_stream(request)) as events:
             while True:
                 try:
                     async with asyncio.timeout(self.seconds):
@@ -42,7 +41,3 @@ class TimeoutModel(Wrapper):
                 except TimeoutError as exc:
                     raise self._error() from exc
                 yield event
-        finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()

@@ -7,8 +7,8 @@ import pytest
 
 import tether
 from tether.errors import CassetteMiss
+from tether.models.middleware.cassette import CassetteModel
 from tether.testing import FunctionModel, ScriptedModel, record, replay
-from tether.testing.cassette import CassetteModel
 from tether.types import ResponseEvent, TextDelta
 
 
@@ -81,3 +81,34 @@ def test_scripted_model_streams_tool_calls_and_raises_errors() -> None:
     with pytest.raises(AssertionError, match="given 2 answers"):
         model.generate("one more")
     assert len(model.requests) == 3
+
+
+async def test_a_stream_is_recorded_even_when_the_consumer_stops_at_its_last_event(
+    project: Path,
+) -> None:
+    path = project / "early.json"
+    model = CassetteModel(ScriptedModel("one two three"))
+    with record(path):
+        async for event in model.astream("count"):
+            if isinstance(event, ResponseEvent):
+                break
+    with replay(path):
+        events = list(CassetteModel(ScriptedModel()).stream("count"))
+    assert isinstance(events[-1], ResponseEvent)
+    assert events[-1].response.text == "one two three"
+
+
+def test_replayed_calls_reach_neither_the_provider_nor_the_trace_store(project: Path) -> None:
+    import sqlite3
+
+    from tether.tracing.setup import flush
+
+    path = project / "calls.json"
+    model = tether.model("local:smollm2")
+    with record(path):
+        model.generate("Name a tree.", max_tokens=6)
+    with replay(path):
+        model.generate("Name a tree.", max_tokens=6)
+    assert flush()
+    db = sqlite3.connect(project / ".tether" / "tether.db")
+    assert db.execute("SELECT count(*) FROM spans").fetchone() == (1,)

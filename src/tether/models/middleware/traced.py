@@ -7,13 +7,14 @@ knows it is traced, and a failure to trace never fails the call.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from tether.config import Settings
-from tether.models.base import Model, Wrapper
+from tether.models.base import Model, Wrapper, closing
 from tether.tracing import semconv as sc
 from tether.types import Request, Response, ResponseEvent, StreamEvent
 
@@ -94,12 +95,12 @@ class Traced(Wrapper):
     def _fail(self, span: Span, error: BaseException, started: float) -> None:
         from opentelemetry.trace import StatusCode
 
-        if isinstance(error, GeneratorExit):
-            span.set_attribute(sc.LATENCY, time.perf_counter() - started)
-            return  # the caller stopped reading the stream: not an error
-
-        span.set_attribute(sc.ERROR_TYPE, type(error).__name__)
         span.set_attribute(sc.LATENCY, time.perf_counter() - started)
+        if isinstance(error, GeneratorExit | asyncio.CancelledError):
+            # The caller stopped reading or gave up: the call did not fail.
+            span.set_attribute(sc.CANCELLED, True)
+            return
+        span.set_attribute(sc.ERROR_TYPE, type(error).__name__)
         span.set_status(StatusCode.ERROR, str(error))
 
     async def request(self, request: Request) -> Response:
@@ -119,17 +120,20 @@ class Traced(Wrapper):
     async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         span = self._start(request, stream=True)
         started = time.perf_counter()
-        first = True
+        first, answered = True, False
         try:
-            async for event in self.inner.request_stream(request):
-                if first:
-                    span.set_attribute(sc.TIME_TO_FIRST, time.perf_counter() - started)
-                    first = False
-                if isinstance(event, ResponseEvent):
-                    self._succeed(span, event.response)
-                yield event
+            async with closing(self.inner.request_stream(request)) as events:
+                async for event in events:
+                    if first:
+                        span.set_attribute(sc.TIME_TO_FIRST, time.perf_counter() - started)
+                        first = False
+                    if isinstance(event, ResponseEvent):
+                        self._succeed(span, event.response)
+                        answered = True
+                    yield event
         except BaseException as error:
-            self._fail(span, error, started)
+            if not answered:  # stopping after the final event is no failure
+                self._fail(span, error, started)
             raise
         finally:
             span.end()

@@ -3,8 +3,8 @@
 ``TETHER_RECORD=calls.json`` (or ``with record("calls.json"):``) writes each call, streamed
 events included, to a readable JSON file. ``TETHER_REPLAY=calls.json`` (or ``with
 replay(...)``) answers from it and raises CassetteMiss for any call it does not hold.
-The cassette sits just around the provider, below tracing and retries, and stores tether's
-own Request and Response types: API keys and headers never reach it.
+The cassette sits above tracing and below retries, and stores tether's own Request and
+Response types: API keys and headers never reach it, and a replayed call adds no trace.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from tether.errors import CassetteMiss
-from tether.models.base import Model, Wrapper
+from tether.models.base import Wrapper, closing
 from tether.types import Request, Response, ResponseEvent, StreamEvent
 
 Mode = Literal["record", "replay"]
@@ -165,25 +165,25 @@ class CassetteModel(Wrapper):
     async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         cassette = current()
         if cassette is None:
-            async for event in self.inner.request_stream(request):
-                yield event
+            async with closing(self.inner.request_stream(request)) as stream:
+                async for event in stream:
+                    yield event
             return
         if cassette.mode == "replay":
             for event in cassette.take(self.id, request, stream=True).events:
                 yield event.model_copy(deep=True)
             return
         events: list[StreamEvent] = []
-        async for event in self.inner.request_stream(request):
-            events.append(event)
-            yield event
-            if isinstance(event, ResponseEvent):
-                cassette.add(
-                    Interaction(model=self.id, stream=True, request=request, events=events)
-                )
-
-
-def wrap_for_cassette(model: Model) -> Model:
-    return CassetteModel(model)
+        async with closing(self.inner.request_stream(request)) as stream:
+            async for event in stream:
+                events.append(event)
+                if isinstance(event, ResponseEvent):
+                    # before handing it on: a consumer may stop at the final event
+                    interaction = Interaction(
+                        model=self.id, stream=True, request=request, events=events
+                    )
+                    cassette.add(interaction)
+                yield event
 
 
 def _warn_unused_at_exit() -> None:
