@@ -2,6 +2,8 @@
 
 import asyncio
 import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,31 @@ def test_llama_errors_map_onto_the_error_tree() -> None:
     assert type(map_error(ValueError("bad grammar"), "m")) is BadRequest
     crashed = map_error(RuntimeError("llama_decode returned -1"), "m")
     assert type(crashed) is ProviderError and "llama_decode" in str(crashed)
+
+
+async def test_a_cancelled_call_stops_its_generation_at_the_next_token() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tether.models.local import collect_in_thread
+
+    produced: list[int] = []
+    closed: list[bool] = []
+
+    def endless() -> Iterator[int]:
+        try:
+            while True:  # a generation that would never end by itself
+                time.sleep(0.01)
+                produced.append(1)
+                yield 1
+        finally:
+            closed.append(True)
+
+    thread = ThreadPoolExecutor(max_workers=1)
+    call = asyncio.ensure_future(collect_in_thread(endless, thread))
+    await asyncio.sleep(0.1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert closed == [True]  # stopped, not abandoned to run on
+    count = len(produced)
+    assert thread.submit(lambda: len(produced)).result(timeout=5) == count

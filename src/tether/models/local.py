@@ -9,6 +9,7 @@ calls run in a worker thread, one at a time per loaded model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -28,20 +29,17 @@ from tether.errors import (
     ProviderError,
     TetherError,
 )
+from tether.models.accumulate import Accumulator
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
 from tether.types import (
     FinishEvent,
     FinishReason,
-    Message,
-    Part,
     Request,
     Response,
     StreamEvent,
     TextDelta,
-    TextPart,
     ToolCallDelta,
-    ToolCallPart,
     Usage,
     UsageEvent,
 )
@@ -264,38 +262,8 @@ class LocalProvider(Provider):
         args = self._arguments(request)
         await _on(loaded.thread, lambda: self._check_fits(loaded, args))
 
-    async def request(self, request: Request) -> Response:
-        loaded = await asyncio.to_thread(self.model)
-        args = self._arguments(request)
-        try:
-            result = await _on(loaded.thread, lambda: loaded.llama.create_chat_completion(**args))
-        except TetherError:
-            raise
-        except Exception as exc:
-            raise map_error(exc, self.model_id) from exc
-        choice = result["choices"][0]
-        message = choice["message"]
-        parts: list[Part] = []
-        if message.get("content"):
-            parts.append(TextPart(text=message["content"]))
-        for call in message.get("tool_calls") or []:
-            function = call["function"]
-            parts.append(
-                ToolCallPart(id=call["id"], name=function["name"], arguments=function["arguments"])
-            )
-        usage = result["usage"]
-        return Response(
-            message=Message(role="assistant", content=parts),
-            finish_reason=_finish(choice.get("finish_reason")),
-            usage=Usage(
-                input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
-            ),
-            model=self.model_id,
-            provider_id=result.get("id"),
-        )
-
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        loaded = await asyncio.to_thread(self.model)
+    def _chunks(self, loaded: _Loaded, request: Request) -> Callable[[], Iterator[Any]]:
+        """The streamed chunks of a chat completion, then its exact usage."""
         args = self._arguments(request)
         llama = loaded.llama
 
@@ -306,32 +274,70 @@ class LocalProvider(Provider):
                 input_tokens=llama.last_prompt_tokens, output_tokens=llama.last_completion_tokens
             )
 
-        finish: str | None = None
-        provider_id: str | None = None
+        return chunks_then_usage
+
+    async def request(self, request: Request) -> Response:
+        """Generated as a stream and accumulated: the two paths cannot disagree, and a
+        cancelled or timed-out call stops generating at the next token."""
+        loaded = await asyncio.to_thread(self.model)
+        reader = _ChunkReader()
+        acc = Accumulator()
         try:
-            async for chunk in in_thread(chunks_then_usage, loaded.thread):
-                if isinstance(chunk, Usage):
-                    yield UsageEvent(usage=chunk)
-                    continue
-                provider_id = chunk.get("id", provider_id)
-                choice = chunk["choices"][0]
-                delta = choice.get("delta") or {}
-                if text := delta.get("content"):
-                    yield TextDelta(text=text)
-                for call in delta.get("tool_calls") or []:
-                    function = call.get("function") or {}
-                    yield ToolCallDelta(
-                        index=call.get("index", 0),
-                        id=call.get("id"),
-                        name=function.get("name"),
-                        arguments=function.get("arguments") or "",
-                    )
-                finish = choice.get("finish_reason") or finish
+            for chunk in await collect_in_thread(self._chunks(loaded, request), loaded.thread):
+                for event in reader.feed(chunk):
+                    acc.add(event)
         except TetherError:
             raise
         except Exception as exc:
             raise map_error(exc, self.model_id) from exc
-        yield FinishEvent(finish_reason=_finish(finish), provider_id=provider_id)
+        acc.add(reader.finish())
+        return acc.response(self.model_id)
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        loaded = await asyncio.to_thread(self.model)
+        reader = _ChunkReader()
+        try:
+            async for chunk in in_thread(self._chunks(loaded, request), loaded.thread):
+                for event in reader.feed(chunk):
+                    yield event
+        except TetherError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model_id) from exc
+        yield reader.finish()
+
+
+class _ChunkReader:
+    """llama-cpp-python's streamed chunks as tether events."""
+
+    def __init__(self) -> None:
+        self.finish_reason: str | None = None
+        self.provider_id: str | None = None
+
+    def feed(self, chunk: Any) -> list[StreamEvent]:
+        if isinstance(chunk, Usage):
+            return [UsageEvent(usage=chunk)]
+        self.provider_id = chunk.get("id", self.provider_id)
+        choice = chunk["choices"][0]
+        delta = choice.get("delta") or {}
+        self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        events: list[StreamEvent] = []
+        if text := delta.get("content"):
+            events.append(TextDelta(text=text))
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") or {}
+            events.append(
+                ToolCallDelta(
+                    index=call.get("index", 0),
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    arguments=function.get("arguments") or "",
+                )
+            )
+        return events
+
+    def finish(self) -> FinishEvent:
+        return FinishEvent(finish_reason=_finish(self.finish_reason), provider_id=self.provider_id)
 
 
 def map_error(exc: Exception, model_id: str) -> TetherError:
@@ -352,6 +358,35 @@ def map_error(exc: Exception, model_id: str) -> TetherError:
 
 async def _on(thread: Executor, call: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(thread, call)
+
+
+async def collect_in_thread(make: Callable[[], Iterator[T]], thread: Executor) -> list[T]:
+    """Run a blocking iterator to its end on ``thread`` in one hand-off; if the caller is
+    cancelled, stop it at its next item and wait until the thread is free again."""
+    cancelled = threading.Event()
+
+    def run() -> list[T]:
+        items: list[T] = []
+        iterator = make()
+        try:
+            for item in iterator:
+                if cancelled.is_set():
+                    break
+                items.append(item)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+        return items
+
+    worker = asyncio.get_running_loop().run_in_executor(thread, run)
+    try:
+        return await asyncio.shield(worker)
+    except asyncio.CancelledError:
+        cancelled.set()
+        with contextlib.suppress(Exception):
+            await worker
+        raise
 
 
 async def in_thread(make: Callable[[], Iterator[Any]], thread: Executor) -> AsyncIterator[Any]:
