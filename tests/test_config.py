@@ -70,3 +70,24 @@ def test_bad_env_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("TETHER_TRACE_CONTENT", "everything")
     with pytest.raises(ConfigError):
         load_settings()
+
+
+def test_secrets_file_is_found_from_a_subfolder(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(project / "tether.toml", "")
+    (project / ".tether").mkdir()
+    write(project / ".tether" / "secrets.toml", 'SUB_KEY = "found-it"\n')
+    (project / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(project / "deep" / "er")
+    assert secret("SUB_KEY") == "found-it"
+
+
+def test_keys_of_any_shape_are_redacted_once_read(project: Path) -> None:
+    from tether.tracing.store import redact
+
+    (project / ".tether").mkdir()
+    write(project / ".tether" / "secrets.toml", 'ODD_KEY = "gsk_live_0123456789abcdef"\n')
+    assert "gsk_live" in redact("key gsk_live_0123456789abcdef")  # unknown shape, not read yet
+    secret("ODD_KEY")
+    assert redact("key gsk_live_0123456789abcdef") == "key [REDACTED]"

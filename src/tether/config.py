@@ -199,11 +199,21 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     return settings
 
 
-def secret(env_var: str, settings: Settings | None = None) -> str:
-    """Read a credential from the environment or the secrets file; never from tether.toml."""
-    if value := os.environ.get(env_var):
-        return value
-    home = settings.home if settings else Path(os.environ.get("TETHER_HOME", ".tether"))
+_handed_out: set[str] = set()
+
+
+def secret(env_var: str, home: Path | None = None) -> str:
+    """Read a credential from the environment, else from ``home``/secrets.toml (home defaults
+    to the current project's folder); never from tether.toml.
+
+    Every value handed out is remembered, so the trace store can redact it whatever its shape.
+    """
+    value = os.environ.get(env_var) or _from_secrets_file(env_var, home or load_settings().home)
+    _handed_out.add(value)
+    return value
+
+
+def _from_secrets_file(env_var: str, home: Path) -> str:
     secrets_file = home / "secrets.toml"
     if secrets_file.is_file():
         try:
@@ -216,3 +226,8 @@ def secret(env_var: str, settings: Settings | None = None) -> str:
         f"no API key: set the environment variable {env_var} "
         f'(or add {env_var} = "..." to {secrets_file})'
     )
+
+
+def secrets_handed_out() -> frozenset[str]:
+    """The credentials read so far in this process."""
+    return frozenset(_handed_out)

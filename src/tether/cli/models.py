@@ -134,7 +134,7 @@ def _key(env_var: str, settings: Settings) -> Check:
     from tether.errors import AuthError
 
     try:
-        secret(env_var, settings)
+        secret(env_var, settings.home)
     except AuthError:
         return False, f"{env_var} is missing"
     return True, f"{env_var} is set"

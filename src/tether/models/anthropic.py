@@ -114,7 +114,7 @@ class AnthropicProvider(Provider):
             import anthropic
 
             try:
-                key = secret(self.api_key_env)
+                key = secret(self.api_key_env, self.options.get("home"))
             except AuthError as exc:
                 raise AuthError(
                     f"{self.model_id}: {exc}", model=self.model_id, provider=self.name

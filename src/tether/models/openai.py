@@ -132,9 +132,9 @@ class OpenAIProvider(Provider):
 
             env = self.options.get("api_key_env")
             if env:
-                key = secret(env)
+                key = secret(env, self.options.get("home"))
             elif self.base_url is None:
-                key = secret("OPENAI_API_KEY")
+                key = secret("OPENAI_API_KEY", self.options.get("home"))
             else:
                 key = "unused"  # local servers take no key, but the SDK wants one
             client = AsyncOpenAI(

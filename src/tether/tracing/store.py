@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
+from tether.config import secrets_handed_out
 from tether.store.db import connect
 from tether.tracing import semconv
 
@@ -39,9 +40,11 @@ REDACTED = "[REDACTED]"
 
 
 def redact(text: str) -> str:
-    """Remove API keys and bearer tokens: by shape, and by the values of key variables."""
-    for name, value in os.environ.items():
-        if KEY_ENV.search(name) and len(value) >= 8 and value in text:
+    """Remove credentials: every key tether read, values of key-like variables, and
+    anything shaped like an API key or a bearer token."""
+    known = [v for name, v in os.environ.items() if KEY_ENV.search(name)]
+    for value in (*secrets_handed_out(), *known):
+        if len(value) >= 8 and value in text:
             text = text.replace(value, REDACTED)
     return KEY_PATTERNS.sub(REDACTED, text)
 
