@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,6 +28,7 @@ from tether.errors import (
     UnsupportedParameter,
 )
 from tether.models.base import Capabilities, Provider
+from tether.models.http import retry_after
 from tether.types import (
     FinishEvent,
     FinishReason,
@@ -476,26 +474,6 @@ def _classify(exc: BaseException) -> tuple[type[ProviderError], str]:
     if isinstance(exc, anthropic.AnthropicError):
         return BadRequest, "the SDK refused the call; check the provider options"
     return ProviderError, "an unexpected failure; report it with the traceback"
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from retry-after-ms, or retry-after as seconds or an HTTP date."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name) or ""
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            seconds = _seconds_until(value)
-        if math.isfinite(seconds):
-            return max(seconds, 0.0)
-    return None
-
-
-def _seconds_until(http_date: str) -> float:
-    try:
-        return parsedate_to_datetime(http_date).timestamp() - time.time()
-    except (TypeError, ValueError):
-        return math.nan
 
 
 __all__ = ["AnthropicProvider", "build_params", "map_error", "to_response"]

@@ -8,8 +8,6 @@ they accept, so an endpoint declares its capabilities rather than inheriting Ope
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import time
 import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -27,6 +25,7 @@ from tether.errors import (
 )
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
+from tether.models.http import retry_after
 from tether.types import (
     FinishEvent,
     FinishReason,
@@ -275,25 +274,6 @@ def from_openai(data: dict[str, Any], model_id: str) -> Response:
         model=model_id,
         provider_id=data.get("id"),
     )
-
-
-def retry_after(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    if headers is None:
-        return None
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(parsed.timestamp() - time.time(), 0.0)
 
 
 def map_error(exc: Exception, model_id: str) -> TetherError:
