@@ -35,3 +35,15 @@ def test_cost_counts_cached_and_cache_write_tokens_at_their_prices() -> None:
 
 def test_table_is_dated() -> None:
     assert as_of().count("-") == 2
+
+
+def test_a_neighbours_price_is_never_borrowed() -> None:
+    for unlisted in (
+        "openai:o1-mini",
+        "openai:gpt-5-pro",
+        "openai:o1-pro",
+        "anthropic:claude-opus-4-6",
+    ):
+        assert price_for(unlisted) is None, unlisted
+    assert price_for("anthropic:claude-3-5-haiku-latest") == price_for("anthropic:claude-3-5-haiku")
+    assert price_for("openai:gpt-4o-2024-08-06") == price_for("openai:gpt-4o")

@@ -6,6 +6,7 @@ price gets ``cost_usd = None`` rather than a guess.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import cache
 from importlib import resources
@@ -29,17 +30,19 @@ def as_of() -> str:
     return str(table()["as_of"])
 
 
+SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
+
+
 def price_for(model_id: str) -> Price | None:
-    """The price of ``provider:name``: exact name, else the longest listed prefix, else None."""
+    """The price of ``provider:name``, by exact name or with a snapshot suffix (a date or
+    ``-latest``) removed; None otherwise. Never by a looser match: ``o1-mini`` is not ``o1``."""
     provider, _, name = model_id.partition(":")
     if provider in FREE_PROVIDERS:
         return FREE
     prices = table().get(provider)
     if not isinstance(prices, dict):
         return None
-    if name in prices:
-        return Price.model_validate(prices[name])
-    prefixes = [key for key in prices if name.startswith(key + "-")]
-    if not prefixes:
-        return None
-    return Price.model_validate(prices[max(prefixes, key=len)])
+    for candidate in (name, SNAPSHOT.sub("", name)):
+        if candidate in prices:
+            return Price.model_validate(prices[candidate])
+    return None
