@@ -119,14 +119,17 @@ def test_locked_store_counts_the_loss_and_records_it_later(project: Path) -> Non
 
 
 def test_full_queue_drops_instead_of_blocking(project: Path) -> None:
-    model = traced(ScriptedModel(*["a"] * 50), queue_size=1)
+    model = traced(ScriptedModel(*["a"] * 51), queue_size=1)
     for _ in range(50):
         model.generate("x")
+    assert flush()
+    model.generate("one more, into an empty queue: its write records the losses")
     assert flush()
     processor = store_processor(project / ".tether" / "tether.db")
     assert processor is not None
     stored = len(rows(project))
-    assert stored + processor.lost == 50  # every span is stored or counted, none blocks
+    assert stored + processor.lost == 51  # every span is stored or counted, none blocks
+    assert losses(project / ".tether" / "tether.db").count == processor.lost
 
 
 class SlowModel(ScriptedModel):

@@ -7,7 +7,8 @@ Schema changes are named migration functions, applied in order on open and recor
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -54,17 +55,34 @@ def m002_trace_losses(db: sqlite3.Connection) -> None:
 MIGRATIONS: list[Migration] = [m001_spans, m002_trace_losses]
 
 
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """All or nothing: BEGIN IMMEDIATE takes the write lock up front, so two processes
+    cannot interleave, and any error rolls the whole block back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def migrate(db: sqlite3.Connection) -> None:
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-        with db:
-            migration(db)
-            db.execute(f"PRAGMA user_version = {number}")
+    """Apply the migrations this database lacks, each with its version bump atomically."""
+    while True:
+        with transaction(db):
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version >= len(MIGRATIONS):
+                return
+            MIGRATIONS[version](db)
+            db.execute(f"PRAGMA user_version = {version + 1}")
 
 
 def connect(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
     """Open (creating and upgrading as needed) the database at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: no implicit transactions; every write goes through transaction().
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from tether.config import secrets_handed_out
-from tether.store.db import connect
+from tether.store.db import connect, transaction
 from tether.tracing import semconv
 
 if TYPE_CHECKING:
@@ -100,6 +100,7 @@ class StoreProcessor(SpanProcessor):
         self.db_path = db_path
         self.batch = batch
         self.queue: queue.Queue[ReadableSpan | None] = queue.Queue(maxsize=queue_size)
+        self._loss_lock = threading.Lock()  # drops are counted from callers' threads too
         self.lost = 0
         self.unrecorded_loss = 0
         self.last_error = ""
@@ -148,9 +149,19 @@ class StoreProcessor(SpanProcessor):
             self._idle.notify_all()
 
     def _count_loss(self, count: int, reason: str) -> None:
-        self.lost += count
-        self.unrecorded_loss += count
-        self.last_error = reason
+        with self._loss_lock:
+            self.lost += count
+            self.unrecorded_loss += count
+            self.last_error = reason
+
+    def _take_unrecorded(self) -> tuple[int, str]:
+        with self._loss_lock:
+            count, self.unrecorded_loss = self.unrecorded_loss, 0
+            return count, self.last_error
+
+    def _give_back(self, count: int) -> None:
+        with self._loss_lock:
+            self.unrecorded_loss += count
 
     def _run(self) -> None:
         while True:
@@ -176,24 +187,28 @@ class StoreProcessor(SpanProcessor):
         if self._db is None:
             self._db = connect(self.db_path, timeout=1.0)
         rows = [_row(span) for span in spans]
-        with self._db:
-            self._db.executemany(INSERT, rows)
-            if self.unrecorded_loss:
-                self._db.execute(
-                    "INSERT INTO trace_losses VALUES (?, ?, ?)",
-                    (time.time_ns(), self.unrecorded_loss, self.last_error),
-                )
-        self.unrecorded_loss = 0
+        unrecorded, reason = self._take_unrecorded()
+        try:
+            with transaction(self._db):
+                self._db.executemany(INSERT, rows)
+                if unrecorded:
+                    self._db.execute(
+                        "INSERT INTO trace_losses VALUES (?, ?, ?)",
+                        (time.time_ns(), unrecorded, reason),
+                    )
+        except BaseException:
+            self._give_back(unrecorded)
+            raise
 
     def _record_loss_elsewhere(self) -> None:
-        record = {"at_ns": time.time_ns(), "count": self.unrecorded_loss, "reason": self.last_error}
+        count, reason = self._take_unrecorded()
+        record = {"at_ns": time.time_ns(), "count": count, "reason": reason}
         try:
             with loss_file(self.db_path).open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
-            self.unrecorded_loss = 0
         except OSError:
+            self._give_back(count)
             print(
-                f"tether: {self.lost} trace spans could not be stored in {self.db_path}: "
-                f"{self.last_error}",
+                f"tether: {self.lost} trace spans could not be stored in {self.db_path}: {reason}",
                 file=sys.stderr,
             )
