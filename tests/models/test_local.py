@@ -185,3 +185,9 @@ async def test_a_cancelled_call_stops_its_generation_at_the_next_token() -> None
     assert closed == [True]  # stopped, not abandoned to run on
     count = len(produced)
     assert thread.submit(lambda: len(produced)).result(timeout=5) == count
+
+
+def test_tools_without_a_choice_are_refused_not_dropped() -> None:
+    with pytest.raises(UnsupportedParameter) as info:
+        tether.model("local:smollm2").generate("Weather in Rome?", tools=[WEATHER])
+    assert "default when tools are given" in str(info.value)

@@ -107,6 +107,8 @@ def check_request(request: Request, caps: Capabilities, model_id: str) -> None:
     if request.tools and not caps.tools:
         raise UnsupportedParameter(f"{model_id} does not support tools")
     choice = request.params.tool_choice
+    if request.tools and choice is None:
+        choice = "auto"  # tools offered with no choice given: the model decides
     if choice is not None:
         kind = choice if choice in ("auto", "none", "required") else "named"
         if kind == "named" and choice not in {t.name for t in request.tools}:
@@ -115,9 +117,11 @@ def check_request(request: Request, caps: Capabilities, model_id: str) -> None:
                 f"{[t.name for t in request.tools] or 'no tools'}"
             )
         if kind not in caps.tool_choice:
+            implied = choice != request.params.tool_choice
+            note = " (the default when tools are given)" if implied else ""
             hint = caps.notes.get("tool_choice", "")
             raise UnsupportedParameter(
-                f"{model_id} does not support tool_choice={choice!r}; {hint}".rstrip("; ")
+                f"{model_id} does not support tool_choice={choice!r}{note}; {hint}".rstrip("; ")
             )
     has_image = any(p.type == "image" for m in request.messages for p in m.content)
     if has_image and not caps.vision:
