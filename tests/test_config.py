@@ -91,3 +91,37 @@ def test_keys_of_any_shape_are_redacted_once_read(project: Path) -> None:
     assert "gsk_live" in redact("key gsk_live_0123456789abcdef")  # unknown shape, not read yet
     secret("ODD_KEY")
     assert redact("key gsk_live_0123456789abcdef") == "key [REDACTED]"
+
+
+def test_the_line_named_is_the_one_in_the_right_table(project: Path) -> None:
+    write(
+        project / "tether.toml",
+        '[models.a]\nid = "local:smollm2"\ntimeout = 5\n\n'
+        '[models.b]\nid = "local:smollm2"\ntimeout = "soon"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "tether.toml:7" in str(info.value)
+
+
+def test_unknown_params_in_an_alias_name_file_line_and_valid_ones(project: Path) -> None:
+    write(project / "tether.toml", '[models.x]\nid = "local:smollm2"\nparams = { temp = 0.1 }\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "tether.toml:3" in message and "temp" in message and "temperature" in message
+
+
+def test_argument_overrides_keep_the_rest_of_a_table(project: Path) -> None:
+    write(project / "tether.toml", "[tracing]\nenabled = false\nmax_chars = 50\n")
+    settings = load_settings(tracing={"content": "full"})
+    assert settings.tracing.content == "full"
+    assert settings.tracing.enabled is False and settings.tracing.max_chars == 50
+
+
+def test_model_overrides_are_validated() -> None:
+    import tether
+
+    with pytest.raises(ConfigError) as info:
+        tether.model("local:smollm2", retrys=0)
+    assert "retrys" in str(info.value)

@@ -12,10 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tether.errors import AuthError, ConfigError
-from tether.types import Price
+from tether.types import Params, Price
 
 CONFIG_FILE = "tether.toml"
 SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password)$", re.IGNORECASE)
@@ -36,6 +36,17 @@ class ModelConfig(_Strict):
     fallbacks: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
     price: Price | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _known_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(Params.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown parameters {unknown}; parameters are: {', '.join(Params.model_fields)}"
+            )
+        Params.model_validate(params)
+        return params
 
 
 class EndpointConfig(_Strict):
@@ -111,12 +122,25 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
-def _line_of(text: str, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*(\[.*\b{re.escape(key)}\b.*\]|\"?{re.escape(key)}\"?\s*=)")
+HEADER = re.compile(r"^\[\[?\s*([^\]]+?)\s*\]\]?")
+KEY = re.compile(r"^\"?([A-Za-z0-9_\-]+)\"?\s*=")
+
+
+def _line_of(text: str, loc: list[str]) -> int | None:
+    """The line that sets ``loc`` (a key path such as models.fast.timeout); else the line of
+    the table that should have held it."""
+    table: list[str] = []
+    table_line = None
     for number, line in enumerate(text.splitlines(), start=1):
-        if pattern.search(line):
-            return number
-    return None
+        stripped = line.strip()
+        if header := HEADER.match(stripped):
+            table = [part.strip().strip('"') for part in header.group(1).split(".")]
+            if table == loc[: len(table)]:
+                table_line = number
+            continue
+        if (key := KEY.match(stripped)) and [*table, key.group(1)] == loc[: len(table) + 1]:
+            return number  # the key itself, or an inline table holding the rest of the path
+    return table_line
 
 
 def _reject_secrets(data: dict[str, Any], text: str, path: Path, trail: str = "") -> None:
@@ -125,7 +149,7 @@ def _reject_secrets(data: dict[str, Any], text: str, path: Path, trail: str = ""
         if isinstance(value, dict):
             _reject_secrets(value, text, path, where)
         elif SECRET_KEY.search(key) and not key.endswith("_env"):
-            line = _line_of(text, key)
+            line = _line_of(text, where.split("."))
             raise ConfigError(
                 f"{path}:{line or '?'}: '{where}' looks like a credential; tether.toml is "
                 "meant to be committed, so keys are never read from it. Put the key in an "
@@ -150,7 +174,7 @@ def _validate(data: dict[str, Any], text: str, path: Path) -> dict[str, Any]:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [str(part) for part in first["loc"]]
-        line = next((n for key in reversed(loc) if (n := _line_of(text, key))), None)
+        line = _line_of(text, loc)
         where = ".".join(loc)
         hint = ""
         if first["type"] == "extra_forbidden":
@@ -180,6 +204,15 @@ def _set(data: dict[str, Any], path: tuple[str, ...], value: str) -> None:
     data[path[-1]] = value
 
 
+def _merge(data: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Overrides win key by key: ``tracing={"content": "full"}`` keeps the rest of [tracing]."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            _merge(data[key], value)
+        else:
+            data[key] = value
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Build Settings from tether.toml, then TETHER_* env, then ``overrides``."""
     source = path if path is not None else find_config()
@@ -187,7 +220,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     for env, target in ENV_SETTINGS.items():
         if (value := os.environ.get(env)) is not None:
             _set(data, target, value)
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    _merge(data, {k: v for k, v in overrides.items() if v is not None})
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
