@@ -125,3 +125,13 @@ def test_model_overrides_are_validated() -> None:
     with pytest.raises(ConfigError) as info:
         tether.model("local:smollm2", retrys=0)
     assert "retrys" in str(info.value)
+
+
+def test_a_router_default_must_be_one_of_its_routes(project: Path) -> None:
+    write(
+        project / "tether.toml",
+        '[routers.r]\nroutes = { a = "local:smollm2" }\ndefault = "local:smollm2"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "tether.toml:" in str(info.value) and "one of the routes (a)" in str(info.value)

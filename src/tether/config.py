@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tether.errors import AuthError, ConfigError
 from tether.types import Params, Price
@@ -55,7 +55,6 @@ class EndpointConfig(_Strict):
     provider: Literal["openai", "anthropic"] = "openai"
     base_url: str
     api_key_env: str | None = None
-    json_schema: bool = True
     tools: bool = True
     reasoning: bool = False
     vision: bool = False
@@ -67,6 +66,15 @@ class RouterConfig(_Strict):
 
     routes: dict[str, str]
     default: str
+
+    @model_validator(mode="after")
+    def _default_is_a_route(self) -> RouterConfig:
+        if self.default not in self.routes:
+            raise ValueError(
+                f"default must name one of the routes ({', '.join(self.routes)}), "
+                f"not {self.default!r}"
+            )
+        return self
 
 
 class TracingConfig(_Strict):

@@ -247,7 +247,10 @@ def test_init_writes_a_file_that_loads_and_will_not_overwrite_it(project: Path) 
     assert settings.models["fast"].fallbacks == ["local:smollm2"]
     assert settings.models["fast"].params["max_tokens"] == 512
     assert settings.endpoints["llamacpp"].base_url.startswith("http://127.0.0.1")
-    assert settings.routers["support"].default == "local:smollm2"
+    assert settings.routers["support"].default == "simple"
+    from tether.models.registry import model
+
+    assert model("support", settings=settings).generate("hi", max_tokens=2).model == "local:smollm2"
     assert settings.tracing.content == "truncated"
     assert settings.local.n_ctx == 2048
     again = tether("init")

@@ -42,13 +42,12 @@ params = { temperature = 0.2, max_tokens = 512 }   # defaults; a call's own para
 provider = "openai"             # the wire format it speaks: openai | anthropic
 base_url = "http://127.0.0.1:8080/v1"
 # api_key_env = "LLAMACPP_API_KEY"  # the variable holding its key, if it wants one
-json_schema = false             # llama.cpp's server rejects response_format json_schema
 tools = true
 
-# A router: picks a model by the request's `route` metadata, else the default.
+# A router: picks a route by the request's `route` metadata, else the default route.
 [routers.support]
 routes = { simple = "local:smollm2", hard = "fast" }
-default = "local:smollm2"
+default = "simple"
 
 [tracing]
 enabled = true

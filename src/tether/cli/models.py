@@ -99,7 +99,7 @@ class Checker:
         settings = self.settings
         if model_id in settings.routers:
             router = settings.routers[model_id]
-            for target in [*router.routes.values(), router.default]:
+            for target in router.routes.values():
                 ok, detail = self.check(target)
                 if not ok:
                     return ok, f"{target}: {detail}"
