@@ -55,9 +55,11 @@ class EndpointConfig(_Strict):
     provider: Literal["openai", "anthropic"] = "openai"
     base_url: str
     api_key_env: str | None = None
-    tools: bool = True
-    reasoning: bool = False
-    vision: bool = False
+    # What the server honours; unset means the provider's own default (an OpenAI-compatible
+    # server: tools yes, reasoning and images no; an Anthropic gateway: all three).
+    tools: bool | None = None
+    reasoning: bool | None = None
+    vision: bool | None = None
     context_window: int | None = None
 
 

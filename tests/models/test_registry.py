@@ -86,3 +86,16 @@ def test_alias_params_are_defaults_the_caller_overrides(project: Path) -> None:
     model = tether.model("short")
     assert model.generate("Tell me a long story.").usage.output_tokens <= 3
     assert model.generate("Tell me a long story.", max_tokens=6).usage.output_tokens > 3
+
+
+def test_an_anthropic_endpoint_keeps_its_name_and_declared_capabilities(project: Path) -> None:
+    (project / "tether.toml").write_text(
+        '[endpoints.corp]\nprovider = "anthropic"\nbase_url = "http://127.0.0.1:9"\n'
+        "tools = false\n"
+    )
+    from tether.errors import UnsupportedParameter
+
+    model = tether.model("corp:claude-haiku-4-5")
+    assert model.id == "corp:claude-haiku-4-5"
+    with pytest.raises(UnsupportedParameter):
+        model.generate("hi", tools=[{"name": "f"}], tool_choice="f")

@@ -91,12 +91,16 @@ class AnthropicProvider(Provider):
         ] = weakref.WeakKeyDictionary()
 
     def capabilities(self) -> Capabilities:
+        # An endpoint (a gateway speaking the Messages API) may declare less than Anthropic.
+        tools = bool(self.options.get("tools", True))
         return Capabilities(
-            params=frozenset({"max_tokens", "stop", "tool_choice"}),
-            tools=True,
+            params=frozenset(
+                {"max_tokens", "stop", "tool_choice"} if tools else {"max_tokens", "stop"}
+            ),
+            tools=tools,
             tool_choice=frozenset({"auto", "none", "required", "named"}),
-            reasoning=True,
-            vision=True,
+            reasoning=bool(self.options.get("reasoning", True)),
+            vision=bool(self.options.get("vision", True)),
             context_window=int(self.options.get("context_window", CONTEXT_WINDOW)),
             notes={
                 "seed": "Anthropic's Messages API has no seed parameter; remove seed",

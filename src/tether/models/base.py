@@ -190,7 +190,8 @@ class Provider(ABC):
 
     @property
     def model_id(self) -> str:
-        return f"{self.name}:{self.model_name}"
+        """``provider:name``, or ``endpoint:name`` for a server declared as an endpoint."""
+        return f"{self.options.get('endpoint') or self.name}:{self.model_name}"
 
     @abstractmethod
     def capabilities(self) -> Capabilities:

@@ -96,14 +96,9 @@ class OpenAIProvider(Provider):
     def __init__(self, model_name: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(model_name, options)
         self.base_url: str | None = self.options.get("base_url")
-        self.endpoint: str | None = self.options.get("endpoint")
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
         )
-
-    @property
-    def model_id(self) -> str:
-        return f"{self.endpoint or self.name}:{self.model_name}"
 
     def capabilities(self) -> Capabilities:
         if self.base_url is None:
