@@ -168,12 +168,7 @@ class AnthropicProvider(Provider):
         except Exception as exc:
             raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
         if not state.stopped:
-            raise Unavailable(
-                f"{self.model_id}: the stream ended before message_stop, so the answer is "
-                "incomplete; try again (the retry middleware does this for you)",
-                model=self.model_id,
-                provider=self.name,
-            )
+            return  # cut before message_stop: with no FinishEvent, ProviderModel raises Unavailable
         yield UsageEvent(usage=_usage(state.usage))
         yield FinishEvent(finish_reason=finish_reason(state.stop_reason), provider_id=state.id)
 

@@ -100,8 +100,10 @@ def verify(path: Path, expected: str) -> None:
     _verified(path, expected, stat.st_size, stat.st_mtime)
 
 
-def resolve_path(name: str, sha256: str | None = None) -> Path:
-    """The GGUF file for ``name``: an embedded model's short name, or a path."""
+def resolve_path(name: str) -> Path:
+    """The GGUF file for ``name``: an embedded model's short name (its file is checked against
+    the sha256 tether knows for it), or a path."""
+    expected = None
     if name in EMBEDDED:
         spec = EMBEDDED[name]
         found = importlib.util.find_spec(spec.package)
@@ -112,7 +114,7 @@ def resolve_path(name: str, sha256: str | None = None) -> Path:
                 f"`{spec.install}` (or `make demo`)"
             )
         path = Path(next(iter(found.submodule_search_locations))) / spec.filename
-        sha256 = spec.sha256
+        expected = spec.sha256
     else:
         path = Path(name).expanduser()
     if not path.is_file():
@@ -124,8 +126,8 @@ def resolve_path(name: str, sha256: str | None = None) -> Path:
     with path.open("rb") as handle:
         if handle.read(4) != b"GGUF":
             raise ModelFileError(f"{path} is not a GGUF file (its header is not 'GGUF')")
-    if sha256:
-        verify(path, sha256)
+    if expected:
+        verify(path, expected)
     return path
 
 
@@ -229,7 +231,7 @@ class LocalProvider(Provider):
         return CAPABILITIES
 
     def model(self) -> _Loaded:
-        path = resolve_path(self.model_name, self.options.get("sha256"))
+        path = resolve_path(self.model_name)
         return load(path, self.n_ctx, self.threads)
 
     def _arguments(self, request: Request) -> dict[str, Any]:
