@@ -225,7 +225,10 @@ class TextDelta(BaseModel):
 
 
 class ReasoningDelta(BaseModel):
+    """A piece of reasoning. ``index`` tells blocks apart (each keeps its own signature)."""
+
     type: Literal["reasoning"] = "reasoning"
+    index: int = 0
     text: str = ""
     signature: str | None = None
     redacted: bool = False

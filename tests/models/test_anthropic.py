@@ -358,6 +358,32 @@ async def test_streamed_thinking_matches_plain(fake: Callable[..., FakeAnthropic
     assert comparable(final(events)) == comparable(plain)
 
 
+async def test_interleaved_thinking_blocks_stream_into_the_same_parts(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    endpoint = fake(json_reply("message_interleaved.json"), sse_reply("stream_interleaved.sse"))
+    model = endpoint.model()
+    plain = await model.agenerate("Weather in Paris?", reasoning_budget=1024, max_tokens=2000)
+    streamed = final(
+        await collect(model.astream("Weather in Paris?", reasoning_budget=1024, max_tokens=2000))
+    )
+    assert comparable(streamed) == comparable(plain)
+    kinds = [(p.type, getattr(p, "signature", None)) for p in streamed.message.content]
+    assert kinds == [
+        ("reasoning", "sig-first"),
+        ("reasoning", "EmwKAhgBEgy3va3pzix/LafPsn4a"),
+        ("tool_call", None),
+        ("reasoning", "sig-second"),
+        ("text", None),
+    ]
+    # replayed to Anthropic on the next turn, each block goes back as it came
+    blocks = build_params(Request(messages=[Message.user("q"), streamed.message]), "m")
+    sent = blocks["messages"][1]["content"]
+    assert [b["type"] for b in sent] == [
+        "thinking", "redacted_thinking", "tool_use", "thinking", "text",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("params", "says"),
     [

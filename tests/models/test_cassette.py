@@ -112,3 +112,25 @@ def test_replayed_calls_reach_neither_the_provider_nor_the_trace_store(project: 
     assert flush()
     db = sqlite3.connect(project / ".tether" / "tether.db")
     assert db.execute("SELECT count(*) FROM spans").fetchone() == (1,)
+
+
+def test_scripted_streams_match_scripted_responses_part_for_part() -> None:
+    from tether.types import Message, ReasoningPart, Response, TextPart, ToolCallPart, Usage
+
+    answer = Response(
+        message=Message(
+            role="assistant",
+            content=[
+                ReasoningPart(text="think", signature="s1"),
+                ToolCallPart(id="c", name="f", arguments='{"a": 1}'),
+                ReasoningPart(text="", signature="opaque", redacted=True),
+                TextPart(text="done now"),
+            ],
+        ),
+        finish_reason="tool_calls",
+        usage=Usage(input_tokens=3, output_tokens=4),
+    )
+    plain = ScriptedModel(answer).generate("x")
+    streamed = list(ScriptedModel(answer).stream("x"))[-1]
+    assert isinstance(streamed, ResponseEvent)
+    assert streamed.response.message == plain.message == answer.message

@@ -90,8 +90,7 @@ def test_alias_params_are_defaults_the_caller_overrides(project: Path) -> None:
 
 def test_an_anthropic_endpoint_keeps_its_name_and_declared_capabilities(project: Path) -> None:
     (project / "tether.toml").write_text(
-        '[endpoints.corp]\nprovider = "anthropic"\nbase_url = "http://127.0.0.1:9"\n'
-        "tools = false\n"
+        '[endpoints.corp]\nprovider = "anthropic"\nbase_url = "http://127.0.0.1:9"\ntools = false\n'
     )
     from tether.errors import UnsupportedParameter
 

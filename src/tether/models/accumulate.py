@@ -27,38 +27,51 @@ from tether.types import (
 
 
 @dataclass
-class _ToolCall:
+class _Piece:
+    """One part being assembled from deltas."""
+
+    kind: str  # "text" | "reasoning" | "tool_call"
+    chunks: list[str] = field(default_factory=list)
     id: str = ""
     name: str = ""
-    arguments: list[str] = field(default_factory=list)
+    signature: str | None = None
+    redacted: bool = False
+
+    def part(self) -> Part:
+        joined = "".join(self.chunks)
+        if self.kind == "text":
+            return TextPart(text=joined)
+        if self.kind == "reasoning":
+            return ReasoningPart(text=joined, signature=self.signature, redacted=self.redacted)
+        return ToolCallPart(id=self.id, name=self.name, arguments=joined or "{}")
 
 
 @dataclass
 class Accumulator:
-    text: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    signature: str | None = None
-    redacted: bool = False
-    tool_calls: dict[int, _ToolCall] = field(default_factory=dict)
+    """Parts come out in the order they first appeared: all text as one part, each
+    reasoning block and each tool call (told apart by ``index``) as its own."""
+
+    pieces: dict[tuple[str, int], _Piece] = field(default_factory=dict)
     usage: Usage | None = None
     finish_reason: FinishReason | None = None
     provider_id: str | None = None
 
+    def _piece(self, kind: str, index: int) -> _Piece:
+        return self.pieces.setdefault((kind, index), _Piece(kind))
+
     def add(self, event: StreamEvent) -> None:
         if isinstance(event, TextDelta):
-            self.text.append(event.text)
+            self._piece("text", 0).chunks.append(event.text)
         elif isinstance(event, ToolCallDelta):
-            call = self.tool_calls.setdefault(event.index, _ToolCall())
-            if event.id:
-                call.id = event.id
-            if event.name:
-                call.name = event.name
-            call.arguments.append(event.arguments)
+            call = self._piece("tool_call", event.index)
+            call.id = event.id or call.id
+            call.name = event.name or call.name
+            call.chunks.append(event.arguments)
         elif isinstance(event, ReasoningDelta):
-            self.reasoning.append(event.text)
-            if event.signature:
-                self.signature = event.signature
-            self.redacted = self.redacted or event.redacted
+            block = self._piece("reasoning", event.index)
+            block.chunks.append(event.text)
+            block.signature = event.signature or block.signature
+            block.redacted = block.redacted or event.redacted
         elif isinstance(event, UsageEvent):
             self.usage = event.usage
         elif isinstance(event, FinishEvent):
@@ -70,18 +83,7 @@ class Accumulator:
         return self.finish_reason is not None and self.usage is not None
 
     def response(self, model: str) -> Response:
-        parts: list[Part] = []
-        if self.reasoning or self.signature:
-            reasoning = "".join(self.reasoning)
-            parts.append(
-                ReasoningPart(text=reasoning, signature=self.signature, redacted=self.redacted)
-            )
-        if self.text:
-            parts.append(TextPart(text="".join(self.text)))
-        for index in sorted(self.tool_calls):
-            call = self.tool_calls[index]
-            arguments = "".join(call.arguments) or "{}"
-            parts.append(ToolCallPart(id=call.id, name=call.name, arguments=arguments))
+        parts = [piece.part() for piece in self.pieces.values()]
         return Response(
             message=Message(role="assistant", content=parts),
             finish_reason=self.finish_reason or "stop",

@@ -352,9 +352,9 @@ class _StreamState:
             if block.type == "tool_use":
                 return [ToolCallDelta(index=index, id=block.id, name=block.name)]
             if block.type == "thinking" and block.thinking:
-                return [ReasoningDelta(text=block.thinking)]
+                return [ReasoningDelta(index=index, text=block.thinking)]
             if block.type == "redacted_thinking":
-                return [ReasoningDelta(signature=block.data, redacted=True)]
+                return [ReasoningDelta(index=index, signature=block.data, redacted=True)]
         elif event.type == "content_block_delta":
             return _delta(event.index, event.delta)
         return []
@@ -366,9 +366,9 @@ def _delta(index: int, delta: RawContentBlockDelta) -> list[StreamEvent]:
     if delta.type == "input_json_delta":
         return [ToolCallDelta(index=index, arguments=delta.partial_json)]
     if delta.type == "thinking_delta":
-        return [ReasoningDelta(text=delta.thinking)]
+        return [ReasoningDelta(index=index, text=delta.thinking)]
     if delta.type == "signature_delta":
-        return [ReasoningDelta(signature=delta.signature)]
+        return [ReasoningDelta(index=index, signature=delta.signature)]
     return []  # citations are not part of tether's Response
 
 

@@ -18,6 +18,7 @@ from tether.models.middleware.cassette import Cassette, record, replay
 from tether.types import (
     FinishEvent,
     Message,
+    ReasoningDelta,
     ReasoningPart,
     Request,
     Response,
@@ -59,17 +60,23 @@ def to_response(
 
 
 def to_events(response: Response) -> list[StreamEvent]:
-    """A Response as the events a provider would stream: word-sized text pieces, then usage."""
+    """A Response as the events a provider would stream, part by part in order: word-sized
+    text pieces, reasoning blocks, tool calls in two halves; then usage and finish."""
     events: list[StreamEvent] = []
-    for part in response.message.content:
+    for index, part in enumerate(response.message.content):
         if isinstance(part, TextPart):
             events.extend(TextDelta(text=piece) for piece in _WORDS.findall(part.text))
-    calls = [p for p in response.message.content if isinstance(p, ToolCallPart)]
-    for index, call in enumerate(calls):
-        events.append(ToolCallDelta(index=index, id=call.id, name=call.name))
-        half = len(call.arguments) // 2
-        events.append(ToolCallDelta(index=index, arguments=call.arguments[:half]))
-        events.append(ToolCallDelta(index=index, arguments=call.arguments[half:]))
+        elif isinstance(part, ReasoningPart):
+            events.append(
+                ReasoningDelta(
+                    index=index, text=part.text, signature=part.signature, redacted=part.redacted
+                )
+            )
+        elif isinstance(part, ToolCallPart):
+            half = len(part.arguments) // 2
+            events.append(ToolCallDelta(index=index, id=part.id, name=part.name))
+            events.append(ToolCallDelta(index=index, arguments=part.arguments[:half]))
+            events.append(ToolCallDelta(index=index, arguments=part.arguments[half:]))
     events.append(UsageEvent(usage=response.usage))
     events.append(
         FinishEvent(finish_reason=response.finish_reason, provider_id=response.provider_id)
@@ -92,14 +99,11 @@ class _TestModel(Model):
     async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         self.requests.append(request)
         response = await self._answer(request)
-        reasoning = [p for p in response.message.content if isinstance(p, ReasoningPart)]
         acc = Accumulator()
         for event in to_events(response):
             acc.add(event)
             yield event
-        final = acc.response(self.id)
-        final.message.content[:0] = reasoning
-        yield ResponseEvent(response=final)
+        yield ResponseEvent(response=acc.response(self.id))
 
 
 class ScriptedModel(_TestModel):
