@@ -53,12 +53,26 @@ def test_env_variables_switch_record_and_replay(
     assert replayed.text == first.text == "from the model"
 
 
-def test_keys_never_reach_a_cassette(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-written-0123456789")
+def test_keys_never_reach_a_cassette_or_the_trace_store(
+    project: Path, monkeypatch: pytest.MonkeyPatch, llama_server: str
+) -> None:
+    """A real HTTP call that sends its key in the Authorization header, recorded."""
+    from tether.tracing.setup import flush
+
+    key = "plain-looking-key-0123456789"  # no sk- shape: only knowing the value can catch it
+    monkeypatch.setenv("LAB_KEY", key)
+    (project / "tether.toml").write_text(
+        f'[endpoints.lab]\nbase_url = "{llama_server}"\napi_key_env = "LAB_KEY"\n'
+    )
     path = project / "k.json"
     with record(path):
-        tether.model("local:smollm2").generate("hi", max_tokens=2)
-    assert "sk-test-never-written" not in path.read_text()
+        tether.model("lab:smollm2").generate("hi", max_tokens=2)
+        list(tether.model("lab:smollm2").stream("hi", max_tokens=2))
+    assert len(json.loads(path.read_text())["interactions"]) == 2
+    assert key not in path.read_text()
+    assert flush()
+    stored = b"".join(p.read_bytes() for p in (project / ".tether").glob("tether.db*"))
+    assert key.encode() not in stored
 
 
 def test_missing_cassette_file_says_how_to_record(project: Path) -> None:
