@@ -2,15 +2,15 @@
 
 import asyncio
 import shutil
+import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import tether
 from tether.errors import ContextTooLong, ModelFileError, UnsupportedParameter
-from tether.models.local import EMBEDDED, resolve_path
+from tether.models.local import EMBEDDED, _loaded, resolve_path
 from tether.types import ResponseEvent, TextDelta, UsageEvent
 
 WEATHER = {
@@ -162,29 +162,39 @@ def test_llama_errors_map_onto_the_error_tree() -> None:
 async def test_a_cancelled_call_stops_its_generation_at_the_next_token() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from tether.models.local import collect_in_thread
+    from tether.models.local import call_in_thread
 
-    produced: list[int] = []
-    closed: list[bool] = []
+    tokens: list[int] = []
 
-    def endless() -> Iterator[int]:
-        try:
-            while True:  # a generation that would never end by itself
-                time.sleep(0.01)
-                produced.append(1)
-                yield 1
-        finally:
-            closed.append(True)
+    def endless(stop: threading.Event) -> None:
+        while not stop.is_set():  # what the model checks before each token
+            time.sleep(0.01)
+            tokens.append(1)
 
     thread = ThreadPoolExecutor(max_workers=1)
-    call = asyncio.ensure_future(collect_in_thread(endless, thread))
+    call = asyncio.ensure_future(call_in_thread(endless, thread))
     await asyncio.sleep(0.1)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    assert closed == [True]  # stopped, not abandoned to run on
-    count = len(produced)
-    assert thread.submit(lambda: len(produced)).result(timeout=5) == count
+    count = len(tokens)  # the thread is free again: nothing runs on behind our back
+    assert thread.submit(lambda: len(tokens)).result(timeout=5) == count
+
+
+async def test_a_cancelled_local_call_stops_generating_and_frees_the_model() -> None:
+    model = tether.model("local:smollm2")
+    await model.agenerate("Hi", max_tokens=1)  # loaded first: the cancel must hit generation
+    # at temperature 0 this prompt runs to max_tokens: about 8 s if nothing stops it
+    call = asyncio.ensure_future(
+        model.agenerate("Tell a long tale.", max_tokens=1000, temperature=0)
+    )
+    await asyncio.sleep(0.3)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    loaded = next(iter(_loaded.values()))
+    assert loaded.llama.last_completion_tokens < 500  # stopped, not run on to 1,000
+    assert (await model.agenerate("Hi", max_tokens=3)).text
 
 
 def test_tools_without_a_choice_are_refused_not_dropped() -> None:

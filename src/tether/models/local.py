@@ -29,17 +29,20 @@ from tether.errors import (
     ProviderError,
     TetherError,
 )
-from tether.models.accumulate import Accumulator
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
 from tether.types import (
     FinishEvent,
     FinishReason,
+    Message,
+    Part,
     Request,
     Response,
     StreamEvent,
     TextDelta,
+    TextPart,
     ToolCallDelta,
+    ToolCallPart,
     Usage,
     UsageEvent,
 )
@@ -176,10 +179,12 @@ class _Loaded:
 
 @cache
 def _counting_llama() -> Any:
-    """A Llama that counts the tokens it generates, so streamed usage is exact.
+    """A Llama that counts the tokens it generates and can be told to stop.
 
     llama-cpp-python reports usage only on non-streamed completions; counting in
-    ``generate`` gives the same figures (end-of-generation tokens are not counted).
+    ``generate`` gives the same figures (end-of-generation tokens are not counted). Setting
+    ``stop`` ends the generation before its next token, as if it had reached max_tokens:
+    that is how a cancelled call frees the model at once.
     """
     from llama_cpp import Llama
     from llama_cpp import llama_cpp as capi
@@ -187,6 +192,7 @@ def _counting_llama() -> Any:
     class CountingLlama(Llama):
         last_prompt_tokens = 0
         last_completion_tokens = 0
+        stop: threading.Event | None = None
 
         def generate(  # type: ignore[override]
             self, tokens: Any, *args: Any, **kwargs: Any
@@ -194,6 +200,8 @@ def _counting_llama() -> Any:
             self.last_prompt_tokens = len(tokens)
             self.last_completion_tokens = 0
             for token in super().generate(tokens, *args, **kwargs):
+                if self.stop is not None and self.stop.is_set():
+                    return
                 if not capi.llama_vocab_is_eog(self._model.vocab, token):
                     self.last_completion_tokens += 1
                 yield token
@@ -265,7 +273,8 @@ class LocalProvider(Provider):
         await _on(loaded.thread, lambda: self._check_fits(loaded, args))
 
     def _chunks(self, loaded: _Loaded, request: Request) -> Callable[[], Iterator[Any]]:
-        """The streamed chunks of a chat completion, then its exact usage."""
+        """The streamed chunks of a chat completion, then its exact usage (llama-cpp-python
+        reports none in streams; its generate() is wrapped to count)."""
         args = self._arguments(request)
         llama = loaded.llama
 
@@ -279,21 +288,47 @@ class LocalProvider(Provider):
         return chunks_then_usage
 
     async def request(self, request: Request) -> Response:
-        """Generated as a stream and accumulated: the two paths cannot disagree, and a
-        cancelled or timed-out call stops generating at the next token."""
+        """llama.cpp's plain completion (its fastest path), stopped before the next token if
+        the call is cancelled or times out, so the model is never left busy for nobody."""
         loaded = await asyncio.to_thread(self.model)
-        reader = _ChunkReader()
-        acc = Accumulator()
+        args = self._arguments(request)
+
+        def complete(stop: threading.Event) -> Any:
+            loaded.llama.stop = stop
+            try:
+                return loaded.llama.create_chat_completion(**args)
+            finally:
+                loaded.llama.stop = None
+
         try:
-            for chunk in await collect_in_thread(self._chunks(loaded, request), loaded.thread):
-                for event in reader.feed(chunk):
-                    acc.add(event)
+            result = await call_in_thread(complete, loaded.thread)
         except TetherError:
             raise
         except Exception as exc:
             raise map_error(exc, self.model_id) from exc
-        acc.add(reader.finish())
-        return acc.response(self.model_id)
+        return self._response(result)
+
+    def _response(self, result: dict[str, Any]) -> Response:
+        choice = result["choices"][0]
+        message = choice["message"]
+        parts: list[Part] = []
+        if message.get("content"):
+            parts.append(TextPart(text=message["content"]))
+        for call in message.get("tool_calls") or []:
+            function = call["function"]
+            parts.append(
+                ToolCallPart(id=call["id"], name=function["name"], arguments=function["arguments"])
+            )
+        usage = result["usage"]
+        return Response(
+            message=Message(role="assistant", content=parts),
+            finish_reason=_finish(choice.get("finish_reason")),
+            usage=Usage(
+                input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"]
+            ),
+            model=self.model_id,
+            provider_id=result.get("id"),
+        )
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         loaded = await asyncio.to_thread(self.model)
@@ -362,30 +397,15 @@ async def _on(thread: Executor, call: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(thread, call)
 
 
-async def collect_in_thread(make: Callable[[], Iterator[T]], thread: Executor) -> list[T]:
-    """Run a blocking iterator to its end on ``thread`` in one hand-off; if the caller is
-    cancelled, stop it at its next item and wait until the thread is free again."""
-    cancelled = threading.Event()
-
-    def run() -> list[T]:
-        items: list[T] = []
-        iterator = make()
-        try:
-            for item in iterator:
-                if cancelled.is_set():
-                    break
-                items.append(item)
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-        return items
-
-    worker = asyncio.get_running_loop().run_in_executor(thread, run)
+async def call_in_thread(call: Callable[[threading.Event], T], thread: Executor) -> T:
+    """Run ``call(stop)`` on ``thread``. If the caller is cancelled, ``stop`` is set, and the
+    caller waits until the thread is free again: nothing runs on for nobody."""
+    stop = threading.Event()
+    worker = asyncio.get_running_loop().run_in_executor(thread, call, stop)
     try:
         return await asyncio.shield(worker)
     except asyncio.CancelledError:
-        cancelled.set()
+        stop.set()
         with contextlib.suppress(Exception):
             await worker
         raise
