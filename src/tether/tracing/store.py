@@ -39,12 +39,17 @@ KEY_ENV = re.compile(r"(API_KEY|_TOKEN|_SECRET)$")
 REDACTED = "[REDACTED]"
 
 
-def redact(text: str) -> str:
-    """Remove credentials: every key tether read, values of key-like variables, and
+def known_secrets() -> list[str]:
+    """Every key tether read, and the values of key-like environment variables."""
+    from_env = [v for name, v in os.environ.items() if KEY_ENV.search(name)]
+    return [v for v in {*secrets_handed_out(), *from_env} if len(v) >= 8]
+
+
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    """Remove credentials: known key values (``secrets``, default: known_secrets()) and
     anything shaped like an API key or a bearer token."""
-    known = [v for name, v in os.environ.items() if KEY_ENV.search(name)]
-    for value in (*secrets_handed_out(), *known):
-        if len(value) >= 8 and value in text:
+    for value in known_secrets() if secrets is None else secrets:
+        if value in text:
             text = text.replace(value, REDACTED)
     return KEY_PATTERNS.sub(REDACTED, text)
 
@@ -55,14 +60,15 @@ def loss_file(db_path: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"tether-trace-losses-{digest}.jsonl"
 
 
-def _row(span: ReadableSpan) -> tuple[Any, ...]:
+def _row(span: ReadableSpan, secrets: list[str]) -> tuple[Any, ...]:
     attrs = dict(span.attributes or {})
     context = span.context
     assert context is not None  # a finished SDK span always has one
     parent = span.parent.span_id if span.parent else None
     error = None
     if span.status.status_code.name == "ERROR":
-        error = redact(f"{attrs.get(semconv.ERROR_TYPE, 'error')}: {span.status.description}")
+        kind = attrs.get(semconv.ERROR_TYPE, "error")
+        error = redact(f"{kind}: {span.status.description}", secrets)
     prompt = attrs.pop(semconv.INPUT_MESSAGES, None)
     completion = attrs.pop(semconv.OUTPUT_MESSAGES, None)
     latency = attrs.get(semconv.LATENCY)
@@ -84,9 +90,9 @@ def _row(span: ReadableSpan) -> tuple[Any, ...]:
         attrs.get(semconv.COST),
         latency * 1000 if isinstance(latency, int | float) else None,
         error,
-        redact(str(prompt)) if prompt is not None else None,
-        redact(str(completion)) if completion is not None else None,
-        redact(json.dumps(attrs, default=str)),
+        redact(str(prompt), secrets) if prompt is not None else None,
+        redact(str(completion), secrets) if completion is not None else None,
+        redact(json.dumps(attrs, default=str), secrets),
     )
 
 
@@ -186,7 +192,8 @@ class StoreProcessor(SpanProcessor):
     def _write(self, spans: list[ReadableSpan]) -> None:
         if self._db is None:
             self._db = connect(self.db_path, timeout=1.0)
-        rows = [_row(span) for span in spans]
+        secrets = known_secrets()  # once per batch: the writer shares the GIL with callers
+        rows = [_row(span, secrets) for span in spans]
         unrecorded, reason = self._take_unrecorded()
         try:
             with transaction(self._db):
