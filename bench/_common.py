@@ -13,13 +13,10 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -257,54 +254,11 @@ def temp_project(config: str | None = None, **env: str) -> Iterator[Path]:
 # -- the llama.cpp server ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the llama.cpp server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the llama.cpp server at {url} did not start in {seconds} s")
-
-
-@contextlib.contextmanager
-def llama_server(threads: int = 2, n_ctx: int = 2048, timeout: float = 90) -> Iterator[str]:
+def llama_server(threads: int = 2, n_ctx: int = 2048, timeout: float = 90) -> Any:
     """llama-cpp-python's OpenAI-compatible server on the embedded GGUF; yields its base URL."""
-    from tether.models.local import resolve_path
+    from tether.testing.servers import llama_server as serve
 
-    port = free_port()
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_path("smollm2")),
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-        "--model_alias", "smollm2", "--n_threads", str(threads),
-    ]  # fmt: skip
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        base_url = f"http://127.0.0.1:{port}/v1"
-        try:
-            try:
-                _wait_for(f"{base_url}/models", process, timeout)
-            except RuntimeError:
-                log.seek(0)
-                sys.stderr.write(log.read().decode("utf-8", "replace")[-4000:])
-                raise
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    return serve("smollm2", n_ctx=n_ctx, threads=threads, timeout=timeout)
 
 
 # -- tracing ---------------------------------------------------------------------------
