@@ -270,7 +270,7 @@ class LocalProvider(Provider):
     async def check_context(self, request: Request) -> None:
         loaded = await asyncio.to_thread(self.model)
         args = self._arguments(request)
-        await _on(loaded.thread, lambda: self._check_fits(loaded, args))
+        await call_in_thread(lambda _stop: self._check_fits(loaded, args), loaded.thread)
 
     def _chunks(self, loaded: _Loaded, request: Request) -> Callable[[], Iterator[Any]]:
         """The streamed chunks of a chat completion, then its exact usage (llama-cpp-python
@@ -391,10 +391,6 @@ def map_error(exc: Exception, model_id: str) -> TetherError:
     if isinstance(exc, ValueError):
         return BadRequest(f"{model_id}: {text}", model=model_id, provider="local")
     return ProviderError(f"{model_id}: llama.cpp failed: {exc!r}", model=model_id, provider="local")
-
-
-async def _on(thread: Executor, call: Callable[[], T]) -> T:
-    return await asyncio.get_running_loop().run_in_executor(thread, call)
 
 
 async def call_in_thread(call: Callable[[threading.Event], T], thread: Executor) -> T:
