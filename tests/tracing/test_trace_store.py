@@ -149,3 +149,13 @@ def test_stopping_a_stream_early_is_traced_as_cancelled_not_failed(project: Path
     (row,) = rows(project)
     assert row["status"] == "ok"
     assert json.loads(row["attributes"])[semconv.CANCELLED] is True
+
+
+def test_request_metadata_is_kept_on_the_span(project: Path) -> None:
+    traced(ScriptedModel("ok")).generate(
+        "hi", metadata={"prompt.name": "summarize", "prompt.version": "3f2a9c"}
+    )
+    (row,) = rows(project)
+    attrs = json.loads(row["attributes"])
+    assert attrs[f"{semconv.METADATA}.prompt.name"] == "summarize"
+    assert attrs[f"{semconv.METADATA}.prompt.version"] == "3f2a9c"

@@ -26,3 +26,4 @@ ALIAS = "tether.alias"
 STREAM = "tether.stream"
 TIME_TO_FIRST = "tether.time_to_first_event_s"
 CANCELLED = "tether.cancelled"
+METADATA = "tether.metadata"  # + ".KEY" for each of the request's metadata

@@ -66,6 +66,8 @@ class Traced(Wrapper):
         ):
             if value is not None:
                 attrs[key] = value
+        for key, value in request.metadata.items():  # e.g. prompt name and version, route
+            attrs[f"{sc.METADATA}.{key}"] = value
         prompt = self._text([m.model_dump(exclude_defaults=True) for m in request.messages])
         if prompt is not None:
             attrs[sc.INPUT_MESSAGES] = prompt
