@@ -91,3 +91,22 @@ def test_every_lazy_export_is_listed_in_all() -> None:
     from tether import _EXPORTS
 
     assert sorted(tether.__all__) == sorted(_EXPORTS)
+
+
+def test_text_between_other_parts_keeps_its_place() -> None:
+    from tether.types import ReasoningDelta, TextPart, ToolCallPart
+
+    acc = Accumulator()
+    for event in [
+        ReasoningDelta(index=0, text="think", signature="s"),
+        TextDelta(text="Let me "),
+        TextDelta(text="check."),
+        ToolCallDelta(index=2, id="c1", name="f", arguments="{}"),
+        TextDelta(text="Done."),
+        UsageEvent(usage=Usage()),
+        FinishEvent(finish_reason="stop"),
+    ]:
+        acc.add(event)
+    parts = acc.response("m:x").message.content
+    assert [type(p) for p in parts][1:] == [TextPart, ToolCallPart, TextPart]
+    assert acc.response("m:x").text == "Let me check.Done."

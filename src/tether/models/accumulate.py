@@ -48,8 +48,9 @@ class _Piece:
 
 @dataclass
 class Accumulator:
-    """Parts come out in the order they first appeared: all text as one part, each
-    reasoning block and each tool call (told apart by ``index``) as its own."""
+    """Parts come out in the order they first appeared: each reasoning block and each tool
+    call (told apart by ``index``) as its own part, and each run of text between them as one,
+    as a provider's plain response lists its blocks."""
 
     pieces: dict[tuple[str, int], _Piece] = field(default_factory=dict)
     usage: Usage | None = None
@@ -61,7 +62,10 @@ class Accumulator:
 
     def add(self, event: StreamEvent) -> None:
         if isinstance(event, TextDelta):
-            self._piece("text", 0).chunks.append(event.text)
+            last = next(reversed(self.pieces.values()), None)
+            if last is None or last.kind != "text":
+                last = self._piece("text", len(self.pieces))
+            last.chunks.append(event.text)
         elif isinstance(event, ToolCallDelta):
             call = self._piece("tool_call", event.index)
             call.id = event.id or call.id
