@@ -35,6 +35,7 @@ _EXPORTS = {
     "UnsupportedParameter": "tether.errors",
     "ModelFileError": "tether.errors",
     "CassetteMiss": "tether.errors",
+    "PromptError": "tether.errors",
     "ProviderError": "tether.errors",
     "RateLimited": "tether.errors",
     "Timeout": "tether.errors",
@@ -47,6 +48,8 @@ _EXPORTS = {
     "BudgetExceeded": "tether.errors",
     "ApprovalRequired": "tether.errors",
     "InputRejected": "tether.errors",
+    "prompt": "tether.prompts",
+    "Prompt": "tether.prompts",
 }
 
 __all__ = [
@@ -65,6 +68,8 @@ __all__ = [
     "ModelNotFound",
     "OutputInvalid",
     "Params",
+    "Prompt",
+    "PromptError",
     "ProviderError",
     "RateLimited",
     "ReasoningDelta",
@@ -85,6 +90,7 @@ __all__ = [
     "UsageEvent",
     "load_settings",
     "model",
+    "prompt",
 ]
 
 if TYPE_CHECKING:
@@ -101,6 +107,7 @@ if TYPE_CHECKING:
         ModelFileError,
         ModelNotFound,
         OutputInvalid,
+        PromptError,
         ProviderError,
         RateLimited,
         Refused,
@@ -111,6 +118,7 @@ if TYPE_CHECKING:
     )
     from tether.models.base import Model
     from tether.models.registry import model
+    from tether.prompts import Prompt, prompt
     from tether.types import (
         FinishEvent,
         Message,

@@ -5,7 +5,8 @@
     │   ├── ModelNotFound           unknown provider, alias or model id
     │   ├── UnsupportedParameter    a parameter this provider or model cannot honour
     │   ├── ModelFileError          a GGUF file that is missing or fails its sha256 check
-    │   └── CassetteMiss            replay was asked for a call the cassette does not hold
+    │   ├── CassetteMiss            replay was asked for a call the cassette does not hold
+    │   └── PromptError             a prompt file, its template or its variables are wrong
     ├── ProviderError               the provider (or the local runtime) failed a call
     │   ├── RateLimited             429: retryable, honours retry_after
     │   ├── Timeout                 no answer in time: retryable
@@ -48,6 +49,11 @@ class ModelFileError(ConfigError):
 
 class CassetteMiss(ConfigError):
     """Replay mode met a call that the cassette does not hold."""
+
+
+class PromptError(ConfigError):
+    """A prompt file is malformed, its template is unsafe or broken, or its variables are
+    missing or mistyped; raised before any model call."""
 
 
 class ProviderError(TetherError):

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from tether.cli import chat, demo, init, logs, models, run
+from tether.cli import chat, demo, init, logs, models, prompt, run
 from tether.cli.common import PairOptions, err
 from tether.errors import TetherError
 
@@ -44,6 +44,7 @@ app.command("models")(models.models)
 app.command("logs")(logs.logs)
 app.command("init")(init.init)
 app.command("demo")(demo.demo)
+app.add_typer(prompt.app, name="prompt")
 
 
 def main() -> None:

@@ -52,7 +52,15 @@ def m002_trace_losses(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_spans, m002_trace_losses]
+def m003_prompt_versions(db: sqlite3.Connection) -> None:
+    # Every version of a prompt file ever loaded, so an old version can be diffed or rerun.
+    db.execute(
+        "CREATE TABLE prompt_versions (name TEXT NOT NULL, version TEXT NOT NULL, "
+        "text TEXT NOT NULL, first_seen_ns INTEGER NOT NULL, PRIMARY KEY (name, version))"
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_spans, m002_trace_losses, m003_prompt_versions]
 
 
 @contextmanager

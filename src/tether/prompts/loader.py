@@ -1,0 +1,160 @@
+"""``Prompt``: a loaded prompt file that renders messages and runs them on a model.
+
+Every request a prompt builds carries ``prompt.name`` and ``prompt.version`` as metadata, so
+the traced span records which prompt, at which version, produced each call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tether import _sync
+from tether.errors import PromptError
+from tether.prompts import versions
+from tether.prompts.files import SUFFIX, Example, Parsed, parse
+from tether.prompts.template import Input, check_inputs, render
+from tether.types import Message, Params, Request, Response
+
+if TYPE_CHECKING:
+    from tether.models.base import Model
+
+ROLES = {"system": Message.system, "user": Message.user, "assistant": Message.assistant}
+
+
+class Prompt:
+    """A prompt file, parsed and checked; its ``version`` is the hash of the file's bytes."""
+
+    def __init__(self, name: str, path: Path, text: str, version: str, parsed: Parsed) -> None:
+        self.name = name
+        self.path = path
+        self.text = text
+        self.version = version
+        self._parsed = parsed
+
+    @property
+    def model(self) -> str | None:
+        return self._parsed.model
+
+    @property
+    def params(self) -> Params:
+        return self._parsed.params
+
+    @property
+    def inputs(self) -> dict[str, Input]:
+        return self._parsed.inputs
+
+    @property
+    def output(self) -> str | None:
+        """The output schema reference from the front matter, for structured outputs."""
+        return self._parsed.output
+
+    @property
+    def examples(self) -> list[Example]:
+        return self._parsed.examples
+
+    def render(self, **variables: Any) -> list[Message]:
+        """The messages for these variables; few-shot examples go before the last user turn."""
+        values = check_inputs(self.inputs, variables, self.path)
+        messages = [
+            ROLES[s.role](render(s.template, values, self.path)) for s in self._parsed.sections
+        ]
+        users = [i for i, s in enumerate(self._parsed.sections) if s.role == "user"]
+        if not users or not self.examples:
+            return messages
+        template = self._parsed.sections[users[-1]].template
+        turns: list[Message] = []
+        for number, example in enumerate(self.examples, start=1):
+            try:
+                shown = check_inputs(self.inputs, example.input, self.path)
+            except PromptError as exc:
+                raise PromptError(f"example {number}: {exc}") from exc
+            turns += [
+                Message.user(render(template, shown, self.path)),
+                Message.assistant(example.output),
+            ]
+        return messages[: users[-1]] + turns + messages[users[-1] :]
+
+    def request(self, **variables: Any) -> Request:
+        """The Request to send: rendered messages, the file's params, name and version."""
+        return Request(
+            messages=self.render(**variables),
+            params=self.params.model_copy(),
+            metadata={"prompt.name": self.name, "prompt.version": self.version},
+        )
+
+    def _model(self, model: str | Model | None) -> Model:
+        from tether.models.base import Model
+        from tether.models.registry import model as build
+
+        if isinstance(model, Model):
+            return model
+        return build(model or self.model)
+
+    async def arun(self, model: str | Model | None = None, **variables: Any) -> Response:
+        """Render and call ``model`` (an id or a Model; else the file's model, else the default).
+
+        Variables are checked before the model is even built, so nothing is sent on error.
+        """
+        request = self.request(**variables)
+        return await self._model(model).agenerate(request)
+
+    def run(self, model: str | Model | None = None, **variables: Any) -> Response:
+        """Sync twin of arun; works inside a running event loop."""
+        return _sync.run(self.arun(model, **variables))
+
+    def __repr__(self) -> str:
+        return f"<Prompt {self.name}@{self.version}>"
+
+
+def prompts_dir(folder: Path | None = None) -> Path:
+    """``folder`` if given, else ``prompts/`` beside tether.toml, else ``./prompts``."""
+    if folder is not None:
+        return Path(folder)
+    from tether.config import load_settings
+
+    source = load_settings().source
+    return source.parent / "prompts" if source else Path("prompts")
+
+
+def load(path: Path) -> Prompt:
+    """Parse one prompt file and record its version in the project database."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PromptError(f"{path}: not UTF-8 text ({exc}); save the file as UTF-8") from exc
+    name = path.name.removesuffix(SUFFIX)
+    prompt = Prompt(name, path, text, versions.version_of(data), parse(text, path))
+    versions.record(name, prompt.version, text)
+    return prompt
+
+
+def names(folder: Path | None = None) -> list[str]:
+    """The names of the prompt files in the prompts folder, sorted."""
+    found = prompts_dir(folder)
+    if not found.is_dir():
+        return []
+    return sorted(p.name.removesuffix(SUFFIX) for p in found.glob(f"*{SUFFIX}"))
+
+
+def prompt(name: str, *, prompts_dir: Path | None = None) -> Prompt:
+    """Load ``prompts/NAME.prompt.md``; raises PromptError listing the prompts that exist."""
+    folder = _folder(prompts_dir)
+    path = folder / f"{name}{SUFFIX}"
+    if not path.is_file():
+        existing = names(folder)
+        raise PromptError(
+            f"no prompt {name!r}: {path} does not exist; prompts in {folder}: "
+            f"{', '.join(existing) or f'none (create {folder}/{name}{SUFFIX})'}"
+        )
+    return load(path)
+
+
+def list_prompts(prompts_dir: Path | None = None) -> list[Prompt]:
+    """Every prompt in the prompts folder, loaded (so each version is recorded)."""
+    folder = _folder(prompts_dir)
+    return [load(folder / f"{name}{SUFFIX}") for name in names(folder)]
+
+
+_folder = prompts_dir  # the public functions take an argument of the same name
