@@ -58,6 +58,7 @@ class EndpointConfig(_Strict):
     # What the server honours; unset means the provider's own default (an OpenAI-compatible
     # server: tools yes, reasoning and images no; an Anthropic gateway: all three).
     tools: bool | None = None
+    json_schema: bool | None = None  # takes response_format json_schema (structured outputs)
     reasoning: bool | None = None
     vision: bool | None = None
     context_window: int | None = None

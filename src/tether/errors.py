@@ -106,12 +106,21 @@ class AuthError(ProviderError):
 
 
 class OutputInvalid(TetherError):
-    """The model's output did not parse or validate; carries what came back."""
+    """The model's output did not parse or validate; carries what came back: the last text,
+    every attempt's errors, and the usage of all attempts (a ``tether.types.Usage``)."""
 
-    def __init__(self, message: str, *, text: str = "", errors: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str = "",
+        errors: list[str] | None = None,
+        usage: object | None = None,
+    ) -> None:
         super().__init__(message)
         self.text = text
         self.errors = errors or []
+        self.usage = usage
 
 
 class Refused(TetherError):

@@ -141,11 +141,23 @@ class Params(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class OutputSchema(BaseModel):
+    """The JSON schema the answer must follow. A provider with a structured-output mode
+    constrains the answer to it (OpenAI's strict json_schema, Anthropic's forced tool,
+    llama.cpp's grammar) and returns the JSON as the Response's text."""
+
+    name: str
+    schema_: dict[str, Any] = Field(alias="schema")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
 class Request(BaseModel):
     messages: list[Message]
     tools: list[ToolSpec] = Field(default_factory=list)
     params: Params = Field(default_factory=Params)
     metadata: dict[str, str] = Field(default_factory=dict)
+    output: OutputSchema | None = None
 
 
 class Usage(BaseModel):

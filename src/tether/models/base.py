@@ -92,6 +92,7 @@ class Capabilities:
     tool_choice: frozenset[str] = frozenset({"auto", "none", "required", "named"})
     reasoning: bool = False
     vision: bool = False
+    json_schema: bool = False  # constrains answers to Request.output's schema
     context_window: int | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -122,6 +123,15 @@ def check_request(request: Request, caps: Capabilities, model_id: str) -> None:
             hint = caps.notes.get("tool_choice", "")
             raise UnsupportedParameter(
                 f"{model_id} does not support tool_choice={choice!r}{note}; {hint}".rstrip("; ")
+            )
+    if request.output is not None:
+        if not caps.json_schema:
+            hint = caps.notes.get("output", "use tether.structured with strategy='repair'")
+            raise UnsupportedParameter(f"{model_id} has no structured-output mode; {hint}")
+        if request.params.tool_choice not in (None, "auto", "none"):
+            raise UnsupportedParameter(
+                "a request cannot both force a tool and constrain its answer to a schema; "
+                "drop tool_choice or output"
             )
     has_image = any(p.type == "image" for m in request.messages for p in m.content)
     if has_image and not caps.vision:

@@ -28,6 +28,7 @@ from tether.errors import (
     OutputInvalid,
     ProviderError,
     TetherError,
+    UnsupportedParameter,
 )
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
@@ -70,6 +71,7 @@ EMBEDDED = {
 CAPABILITIES = Capabilities(
     params=frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice"}),
     tools=True,
+    json_schema=True,  # a grammar built from the schema: valid by construction
     tool_choice=frozenset({"none", "named"}),
     notes={
         "tool_choice": "a local model calls a tool only when tool_choice names it "
@@ -209,6 +211,27 @@ def _counting_llama() -> Any:
     return CountingLlama
 
 
+@cache
+def _grammar(schema_json: str) -> Any:
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except Exception as exc:  # llama.cpp names the construct it cannot convert
+        raise UnsupportedParameter(
+            f"llama.cpp cannot turn this JSON schema into a grammar ({exc}); simplify the "
+            "schema, or use tether.structured with strategy='repair'"
+        ) from exc
+
+
+def grammar_for(schema: dict[str, Any]) -> Any:
+    """The llama.cpp grammar that only admits JSON valid under ``schema`` (cached).
+
+    Built here rather than through response_format, where llama-cpp-python silently falls
+    back to any-JSON when a schema cannot be converted."""
+    return _grammar(json.dumps(schema, sort_keys=True))
+
+
 _loaded: dict[tuple[Path, int, int | None], _Loaded] = {}
 _load_lock = threading.Lock()
 
@@ -249,6 +272,8 @@ class LocalProvider(Provider):
             value = getattr(params, name)
             if value is not None:
                 args[name] = value
+        if request.output is not None:
+            args["grammar"] = grammar_for(request.output.schema_)
         if request.tools and params.tool_choice not in (None, "none"):
             args["tools"] = tool_definitions(request.tools)
             args["tool_choice"] = tool_choice(params.tool_choice)

@@ -76,6 +76,21 @@ def reasoning_effort(budget: int) -> str:
     return "high"
 
 
+def strict_schema(schema: Any) -> Any:
+    """A JSON schema in the form OpenAI's strict mode accepts: every object closed
+    (additionalProperties false) with all its properties required (optional ones stay
+    nullable through their own anyOf), and no defaults."""
+    if isinstance(schema, list):
+        return [strict_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: strict_schema(value) for key, value in schema.items() if key != "default"}
+    if out.get("type") == "object" and "properties" in out:
+        out["additionalProperties"] = False
+        out["required"] = list(out["properties"])
+    return out
+
+
 def official_capabilities(name: str) -> Capabilities:
     reasoning = name.startswith(REASONING_PREFIXES)
     window = next((w for p, w in CONTEXT_WINDOWS.items() if name.startswith(p)), None)
@@ -85,6 +100,7 @@ def official_capabilities(name: str) -> Capabilities:
         params=params,
         reasoning=reasoning,
         vision=True,
+        json_schema=True,
         context_window=window,
         notes={"temperature": note, "top_p": note, "stop": "reasoning models take no stop"},
     )
@@ -110,7 +126,13 @@ class OpenAIProvider(Provider):
             tools=bool(opts.get("tools", True)),
             reasoning=bool(opts.get("reasoning", False)),
             vision=bool(opts.get("vision", False)),
+            # Servers differ: llama.cpp's answers 500 to response_format json_schema.
+            json_schema=bool(opts.get("json_schema", False)),
             context_window=opts.get("context_window"),
+            notes={
+                "output": "declare json_schema = true for this endpoint if the server takes "
+                "response_format json_schema, or use tether.structured with strategy='repair'"
+            },
         )
 
     def price(self) -> Price | None:
@@ -160,6 +182,15 @@ class OpenAIProvider(Provider):
             args["tools"] = tool_definitions(request.tools)
         if params.tool_choice is not None:
             args["tool_choice"] = tool_choice(params.tool_choice)
+        if request.output is not None:
+            args["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.output.name,
+                    "schema": strict_schema(request.output.schema_),
+                    "strict": True,
+                },
+            }
         return args
 
     async def request(self, request: Request) -> Response:

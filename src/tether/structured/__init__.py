@@ -1,0 +1,16 @@
+"""Structured outputs: a Pydantic model in, a validated object out.
+
+``tether.structured.generate(model, prompt, output=Invoice)`` picks how to get valid JSON:
+
+- ``native``: the provider's own structured-output mode (OpenAI's strict json_schema);
+- ``grammar``: constrained decoding for local models (a llama.cpp grammar built from the
+  schema), valid by construction;
+- ``repair``: for models with neither: ask for JSON, validate, send the errors back, retry.
+
+``auto`` (the default) constrains the answer when the model can, and otherwise falls back to
+``repair`` with a warning. Every attempt is an ordinary traced call.
+"""
+
+from tether.structured.generate import Strategy, agenerate, generate
+
+__all__ = ["Strategy", "agenerate", "generate"]

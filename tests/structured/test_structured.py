@@ -1,0 +1,165 @@
+"""Structured outputs: grammar on the local model, repair on anything, and every failure."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import httpx2
+import pytest
+from pydantic import BaseModel, Field
+
+import tether
+import tether.structured
+from tether.errors import OutputInvalid, Refused, UnsupportedParameter
+from tether.models.base import ProviderModel
+from tether.models.openai import OpenAIProvider
+from tether.structured import generate
+from tether.testing import FunctionModel, ScriptedModel
+from tether.types import Message, Request, Response, Usage
+
+RECEIPT = "ACME TRADING SDN BHD\n12/03/2018\nTEA 2.50\nCAKE 3.10\nTOTAL 5.60\nTHANK YOU"
+
+
+class Receipt(BaseModel):
+    company: str = Field(description="the shop's name as printed")
+    date: str
+    total: float
+
+
+class Ticket(BaseModel):
+    kind: Literal["bug", "question", "praise"]
+    tags: list[str] = Field(max_length=2)  # a bound the grammar enforces
+    urgent: bool | None = None
+
+
+def test_grammar_makes_the_local_model_valid_by_construction() -> None:
+    model = tether.model("local:smollm2")
+    receipt = generate(
+        model,
+        f"Extract the receipt.\n{RECEIPT}",
+        Receipt,
+        strategy="grammar",
+        max_tokens=60,
+        temperature=0,
+    )
+    assert isinstance(receipt, Receipt)
+    ticket = generate(model, "Classify: the app crashes on start!", Ticket, max_tokens=60)
+    assert ticket.kind in ("bug", "question", "praise")
+
+
+def test_repair_feeds_the_errors_back_until_the_answer_validates() -> None:
+    model = ScriptedModel(
+        "Sure! Here it is: not json at all",
+        '```json\n{"company": "ACME", "date": "12/03/2018", "total": "lots"}\n```',
+        'Fixed: {"company": "ACME", "date": "12/03/2018", "total": 5.6}',
+    )
+    receipt = generate(model, RECEIPT, Receipt, strategy="repair")
+    assert receipt == Receipt(company="ACME", date="12/03/2018", total=5.6)
+    first, second, third = model.requests
+    assert "JSON schema" in first.messages[0].text and first.output is None
+    assert "no JSON object" in second.messages[-1].text
+    assert "total" in third.messages[-1].text  # the validation error named the field
+
+
+def test_output_that_never_validates_raises_with_every_error_and_all_usage() -> None:
+    model = ScriptedModel('{"company": 1}', "nope", '{"date": "x"}')
+    with pytest.raises(OutputInvalid) as info:
+        generate(model, RECEIPT, Receipt, strategy="repair", attempts=3)
+    error = info.value
+    assert [e.split(":")[0] for e in error.errors][:1] == ["attempt 1"]
+    assert {e.split(":")[0] for e in error.errors} == {"attempt 1", "attempt 2", "attempt 3"}
+    assert error.text == '{"date": "x"}'
+    assert isinstance(error.usage, Usage)
+    assert error.usage.output_tokens == sum(
+        r.usage.output_tokens
+        for r in [
+            ScriptedModel(t).generate("q") for t in ('{"company": 1}', "nope", '{"date": "x"}')
+        ]
+    )
+
+
+def test_an_answer_cut_by_max_tokens_keeps_its_partial_text_and_usage() -> None:
+    cut = Response(
+        message=Message.assistant('{"company": "ACME TRA'),
+        finish_reason="length",
+        usage=Usage(input_tokens=40, output_tokens=8),
+    )
+    with pytest.raises(OutputInvalid) as info:
+        generate(ScriptedModel(cut), RECEIPT, Receipt)
+    assert info.value.text == '{"company": "ACME TRA'
+    assert info.value.usage == Usage(input_tokens=40, output_tokens=8)
+    assert "max_tokens" in str(info.value)
+
+
+def test_real_truncation_on_the_local_model() -> None:
+    with pytest.raises(OutputInvalid) as info:
+        generate(tether.model("local:smollm2"), RECEIPT, Receipt, max_tokens=4)
+    assert info.value.text and info.value.usage.output_tokens == 4  # type: ignore[union-attr]
+
+
+def test_a_refusal_is_raised_as_refused() -> None:
+    refusal = Response(
+        message=Message.assistant("I can't help with that."), finish_reason="refusal"
+    )
+    with pytest.raises(Refused, match="can't help"):
+        generate(ScriptedModel(refusal), RECEIPT, Receipt)
+
+
+def test_auto_falls_back_to_repair_with_a_warning() -> None:
+    def answer(request: Request) -> str | Exception:
+        if request.output is not None:
+            return UnsupportedParameter("no structured-output mode")
+        return '{"company": "ACME", "date": "d", "total": 1}'
+
+    model = FunctionModel(answer)
+    with pytest.warns(UserWarning, match="strategy='repair'"):
+        receipt = generate(model, RECEIPT, Receipt)
+    assert receipt.total == 1
+    assert [r.output is None for r in model.requests] == [False, True]
+
+
+def test_native_on_a_model_without_it_is_a_clear_error(project: object) -> None:
+    from pathlib import Path
+
+    Path("tether.toml").write_text('[endpoints.box]\nbase_url = "http://127.0.0.1:9/v1"\n')
+    with pytest.raises(UnsupportedParameter, match="json_schema = true"):
+        generate(tether.model("box:any"), RECEIPT, Receipt, strategy="native")
+
+
+def test_a_schema_the_grammar_cannot_express_names_the_construct() -> None:
+    class Odd(BaseModel):
+        code: str = Field(pattern="[A-Z]{3}")  # llama.cpp wants ^...$ anchors
+
+    with pytest.raises(UnsupportedParameter, match='Pattern must start with "\\^"'):
+        generate(tether.model("local:smollm2"), "x", Odd, strategy="grammar")
+
+
+async def test_openai_native_sends_a_strict_json_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[dict[str, object]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(json.loads(request.content))
+        body = {
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+            "model": "gpt-4.1-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant",
+                "content": '{"kind": "bug", "tags": ["crash"], "urgent": null}'}}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 12, "total_tokens": 62},
+        }  # fmt: skip
+        return httpx2.Response(200, json=body)
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    model = ProviderModel(OpenAIProvider("gpt-4.1-mini", {"http_client": client}))
+    ticket = await tether.structured.agenerate(model, "It crashes", Ticket, strategy="native")
+    assert ticket == Ticket(kind="bug", tags=["crash"], urgent=None)
+    response_format = sent[0]["response_format"]
+    assert isinstance(response_format, dict)
+    spec = response_format["json_schema"]
+    assert response_format["type"] == "json_schema" and spec["strict"] is True
+    assert spec["name"] == "Ticket"
+    assert spec["schema"]["additionalProperties"] is False
+    assert spec["schema"]["required"] == ["kind", "tags", "urgent"]  # optional fields too
+    assert "default" not in json.dumps(spec["schema"])
