@@ -11,6 +11,7 @@
 ``repair`` with a warning. Every attempt is an ordinary traced call.
 """
 
+from tether.structured.classify import Classification, aclassify, classify
 from tether.structured.generate import Strategy, agenerate, generate
 
-__all__ = ["Strategy", "agenerate", "generate"]
+__all__ = ["Classification", "Strategy", "aclassify", "agenerate", "classify", "generate"]
