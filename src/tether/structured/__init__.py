@@ -13,5 +13,15 @@
 
 from tether.structured.classify import Classification, aclassify, classify
 from tether.structured.generate import Strategy, agenerate, generate
+from tether.structured.stream import astream, stream
 
-__all__ = ["Classification", "Strategy", "aclassify", "agenerate", "classify", "generate"]
+__all__ = [
+    "Classification",
+    "Strategy",
+    "aclassify",
+    "agenerate",
+    "astream",
+    "classify",
+    "generate",
+    "stream",
+]

@@ -40,7 +40,7 @@ def parse(text: str, output: type[T]) -> T:
     return output.model_validate(value)
 
 
-def _errors(exc: Exception) -> list[str]:
+def error_lines(exc: Exception) -> list[str]:
     if isinstance(exc, ValidationError):
         return [
             f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
@@ -48,7 +48,7 @@ def _errors(exc: Exception) -> list[str]:
     return [str(exc)]
 
 
-def _constrained(request: Request, output: type[T], strategy: Strategy) -> Request:
+def request_for(request: Request, output: type[T], strategy: Strategy) -> Request:
     if strategy == "repair":
         schema = output.model_json_schema()
         rest = [m for m in request.messages if m.role != "system"]
@@ -99,7 +99,7 @@ async def agenerate(
     when max_tokens cuts the answer, Refused when the model declines, and
     UnsupportedParameter when ``native``/``grammar`` is asked of a model without it."""
     base = build_request(prompt, **params)
-    request = _constrained(base, output, "repair" if strategy == "repair" else "native")
+    request = request_for(base, output, "repair" if strategy == "repair" else "native")
     errors: list[str] = []
     usage = Usage()
     response: Response | None = None
@@ -113,7 +113,7 @@ async def agenerate(
                 f"{model.id} cannot constrain its output to a schema; using strategy='repair'",
                 stacklevel=2,
             )
-            request = _constrained(base, output, "repair")
+            request = request_for(base, output, "repair")
             response = await _answer(model, request)
         except OutputInvalid as exc:
             total = usage + exc.usage if isinstance(exc.usage, Usage) else usage
@@ -124,7 +124,7 @@ async def agenerate(
         try:
             return parse(response.text, output)
         except ValueError as exc:  # bad JSON or a failed validation: say so, try again
-            found = _errors(exc)
+            found = error_lines(exc)
             errors += [f"attempt {number}: {e}" for e in found]
             request = _with_feedback(request, response.text, found)
     raise OutputInvalid(
