@@ -15,29 +15,34 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anthropic
 import httpx2
 import pytest
+from pydantic import BaseModel
 
+import tether.structured
 from tether import errors
 from tether.models.anthropic import (
     AnthropicProvider,
     build_params,
     finish_reason,
     map_error,
-    retry_after,
+    to_response,
 )
-from tether.models.base import ProviderModel
+from tether.models.base import Model, ProviderModel
+from tether.models.http import retry_after
 from tether.types import (
     FinishEvent,
     ImagePart,
     Message,
+    OutputSchema,
     Params,
     ReasoningDelta,
     ReasoningPart,
     Request,
+    Response,
     ResponseEvent,
     StreamEvent,
     TextDelta,
@@ -421,6 +426,170 @@ async def test_unsupported_parameters(
     model = fake().model()
     with pytest.raises(errors.UnsupportedParameter, match=says):
         await model.agenerate("hi", **params)
+
+
+# -- structured output (forced tool use) ---------------------------------------------------
+
+
+class WeatherReport(BaseModel):
+    location: str
+    unit: Literal["celsius", "fahrenheit"]
+    temperature: float
+
+
+REPORT = OutputSchema(name="WeatherReport", schema=WeatherReport.model_json_schema())
+REPORT_JSON = '{"location": "San José, CA", "unit": "celsius", "temperature": 18.5}'
+OUTPUT_TOOL = {
+    "name": "WeatherReport",
+    "description": "Give the answer as this tool's input.",
+    "input_schema": WeatherReport.model_json_schema(),
+}
+
+
+def report_request(**params: Any) -> Request:
+    return Request(messages=[Message.user("Weather in San José?")], output=REPORT, **params)
+
+
+async def test_output_is_a_forced_tool(fake: Callable[..., FakeAnthropic]) -> None:
+    def check(body: dict[str, Any]) -> None:
+        assert body["tools"] == [OUTPUT_TOOL]
+        assert body["tool_choice"] == {"type": "tool", "name": "WeatherReport"}
+        assert "thinking" not in body
+
+    model = fake(json_reply("message_output.json"), check=check).model()
+    response = await model.request(report_request())
+    assert response.text == REPORT_JSON  # the JSON, as OpenAI's and local models give it
+    assert response.message.content == [TextPart(text=REPORT_JSON)]
+    assert response.tool_calls == []
+    assert response.finish_reason == "stop"
+    assert response.usage == Usage(input_tokens=531, output_tokens=64)
+
+
+async def test_streamed_output_matches_plain(fake: Callable[..., FakeAnthropic]) -> None:
+    model = fake(json_reply("message_output.json"), sse_reply("stream_output.sse")).model()
+    plain = await model.request(report_request())
+    events = await collect(model.request_stream(report_request()))
+    pieces = [e.text for e in events if isinstance(e, TextDelta)]
+    assert len(pieces) > 2  # the input_json_delta pieces, as they came
+    assert "".join(pieces) == REPORT_JSON
+    assert not any(isinstance(e, ToolCallDelta) for e in events)
+    assert [e.finish_reason for e in events if isinstance(e, FinishEvent)] == ["stop"]
+    assert comparable(final(events)) == comparable(plain)
+
+
+@pytest.mark.parametrize(
+    ("reply", "stream"),
+    [(json_reply("message_output.json"), False), (sse_reply("stream_output.sse"), True)],
+)
+async def test_structured_generate_through_the_adapter(
+    fake: Callable[..., FakeAnthropic], reply: Reply, stream: bool
+) -> None:
+    def check(body: dict[str, Any]) -> None:
+        assert body["tools"] == [OUTPUT_TOOL]
+        assert body["tool_choice"] == {"type": "tool", "name": "WeatherReport"}
+        assert body.get("stream", False) is stream
+
+    provider_model = fake(reply, check=check).model()
+    model = Streamed(provider_model) if stream else provider_model
+    report = await tether.structured.agenerate(
+        model, "Weather in San José?", WeatherReport, strategy="native"
+    )
+    assert report == WeatherReport(location="San José, CA", unit="celsius", temperature=18.5)
+
+
+class Streamed(Model):
+    """Answers plain requests through the stream, as the accumulated Response."""
+
+    def __init__(self, inner: Model) -> None:
+        self.inner = inner
+        self.id = inner.id
+
+    async def request(self, request: Request) -> Response:
+        response: Response = final(await collect(self.inner.request_stream(request)))
+        return response
+
+    def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        return self.inner.request_stream(request)
+
+
+async def test_output_keeps_other_tools_as_tool_calls(fake: Callable[..., FakeAnthropic]) -> None:
+    def check(body: dict[str, Any]) -> None:
+        weather = {
+            "name": "get_weather",
+            "description": WEATHER.description,
+            "input_schema": WEATHER.parameters,
+        }
+        assert body["tools"] == [weather, OUTPUT_TOOL]
+        assert body["tool_choice"] == {"type": "tool", "name": "WeatherReport"}
+
+    model = fake(json_reply("message_tool_use.json"), check=check).model()
+    response = await model.request(report_request(tools=[WEATHER]))
+    [call] = response.tool_calls  # get_weather is not the output tool: it stays a call
+    assert call.name == "get_weather"
+    assert response.finish_reason == "tool_calls"
+
+
+def test_output_tool_response_mapping() -> None:
+    body = json.loads((FIXTURES / "message_tool_use.json").read_text())
+    message = anthropic.types.Message.model_validate(body)
+    as_output = to_response(message, "anthropic:x", output="get_weather")
+    assert as_output.text == (
+        "I'll check the current weather in San Francisco for you."
+        '{"location": "San Francisco, CA", "unit": "celsius"}'
+    )
+    assert as_output.tool_calls == [] and as_output.finish_reason == "stop"
+    as_call = to_response(message, "anthropic:x")
+    assert len(as_call.tool_calls) == 1 and as_call.finish_reason == "tool_calls"
+
+
+async def test_output_with_thinking_is_unsupported(fake: Callable[..., FakeAnthropic]) -> None:
+    request = report_request(params=Params(reasoning_budget=2048))
+    with pytest.raises(errors.UnsupportedParameter, match="cannot force a tool while thinking"):
+        build_params(request, MODEL)
+    model = fake().model()  # nothing is sent
+    with pytest.raises(errors.UnsupportedParameter, match="strategy='repair'"):
+        await tether.structured.agenerate(
+            model, "hi", WeatherReport, strategy="native", reasoning_budget=2048
+        )
+
+
+async def test_auto_strategy_with_thinking_falls_back_to_repair(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    def check(body: dict[str, Any]) -> None:
+        assert "tools" not in body and "tool_choice" not in body
+        assert "JSON schema" in body["system"]
+        assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+    model = fake(json_reply("message_thinking.json"), check=check).model()
+    with (
+        pytest.warns(UserWarning, match="using strategy='repair'"),
+        pytest.raises(errors.OutputInvalid),  # the recorded reply is no WeatherReport
+    ):
+        await tether.structured.agenerate(
+            model, "hi", WeatherReport, attempts=1, reasoning_budget=2048
+        )
+
+
+def test_output_name_clashing_with_a_tool_is_unsupported() -> None:
+    output = OutputSchema(name="get_weather", schema=WeatherReport.model_json_schema())
+    request = Request(messages=[Message.user("hi")], tools=[WEATHER], output=output)
+    with pytest.raises(errors.UnsupportedParameter, match="rename one"):
+        build_params(request, MODEL)
+
+
+@pytest.mark.parametrize(
+    ("options", "native"),
+    [({}, True), ({"json_schema": False}, False), ({"tools": False}, False)],
+)
+async def test_json_schema_capability(
+    fake: Callable[..., FakeAnthropic], options: dict[str, Any], native: bool
+) -> None:
+    assert AnthropicProvider(MODEL, options).capabilities().json_schema is native
+    if not native:
+        model = fake().model(**options)
+        with pytest.raises(errors.UnsupportedParameter, match="strategy='repair'"):
+            await model.request(report_request())
 
 
 # -- usage and cost ------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 The SDK is imported lazily (``import anthropic`` is slow and ``import tether`` must not be).
 Requests map in ``build_params``, responses in ``to_response``, stream events in
 ``_StreamState``, and every SDK or transport failure in ``map_error``: one place each.
+
+Structured output (``Request.output``) is Anthropic's forced tool use: the schema becomes a
+tool the model must call, and that call's input comes back as the Response's text (the JSON),
+with finish reason "stop", as OpenAI's and local models' constrained answers do.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tether.types import (
     FinishReason,
     ImagePart,
     Message,
+    OutputSchema,
     Part,
     ReasoningDelta,
     ReasoningPart,
@@ -64,6 +69,8 @@ _NO_SAMPLING = (
     "top_p; remove them"
 )
 
+OUTPUT_TOOL_DESCRIPTION = "Give the answer as this tool's input."
+
 _TOOL_CHOICE = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -78,7 +85,7 @@ _FINISH: dict[str, FinishReason] = {
 
 class AnthropicProvider(Provider):
     """Claude models through the Messages API. Options: base_url, api_key_env, http_client,
-    context_window."""
+    context_window, and tools, reasoning, vision, json_schema (an endpoint declaring less)."""
 
     name: ClassVar[str] = "anthropic"
 
@@ -93,6 +100,8 @@ class AnthropicProvider(Provider):
     def capabilities(self) -> Capabilities:
         # An endpoint (a gateway speaking the Messages API) may declare less than Anthropic.
         tools = bool(self.options.get("tools", True))
+        # Structured output is a forced tool, so an endpoint without tools has none.
+        json_schema = bool(self.options.get("json_schema", tools))
         return Capabilities(
             params=frozenset(
                 {"max_tokens", "stop", "tool_choice"} if tools else {"max_tokens", "stop"}
@@ -101,8 +110,11 @@ class AnthropicProvider(Provider):
             tool_choice=frozenset({"auto", "none", "required", "named"}),
             reasoning=bool(self.options.get("reasoning", True)),
             vision=bool(self.options.get("vision", True)),
+            json_schema=json_schema,
             context_window=int(self.options.get("context_window", CONTEXT_WINDOW)),
             notes={
+                "output": "this endpoint declares no forced tool use (json_schema/tools); "
+                "use tether.structured with strategy='repair'",
                 "seed": "Anthropic's Messages API has no seed parameter; remove seed",
                 "temperature": _NO_SAMPLING,
                 "top_p": _NO_SAMPLING,
@@ -146,7 +158,7 @@ class AnthropicProvider(Provider):
         try:
             if not isinstance(message, WireMessage):
                 raise TypeError(f"expected a Message, got {type(message).__name__}")
-            return to_response(message, self.model_id)
+            return to_response(message, self.model_id, output=_output_name(request))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise Unavailable(
                 f"{self.model_id}: Anthropic sent a malformed response ({exc}); try again",
@@ -156,7 +168,7 @@ class AnthropicProvider(Provider):
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         params = build_params(request, self.model_name)
-        state = _StreamState()
+        state = _StreamState(output=_output_name(request))
         try:
             events = await self._client().messages.create(**params, stream=True)
             async with events:
@@ -170,7 +182,7 @@ class AnthropicProvider(Provider):
         if not state.stopped:
             return  # cut before message_stop: with no FinishEvent, ProviderModel raises Unavailable
         yield UsageEvent(usage=_usage(state.usage))
-        yield FinishEvent(finish_reason=finish_reason(state.stop_reason), provider_id=state.id)
+        yield FinishEvent(finish_reason=state.finish_reason(), provider_id=state.id)
 
     async def aclose(self) -> None:
         """Close this loop's client; an injected http_client belongs to its owner."""
@@ -186,8 +198,9 @@ class AnthropicProvider(Provider):
 def build_params(request: Request, model_name: str) -> dict[str, Any]:
     """The Messages API arguments for a Request, checked before any call.
 
-    Raises UnsupportedParameter for a thinking budget Anthropic would refuse, and
-    OutputInvalid for a past tool call whose arguments are not a JSON object.
+    Raises UnsupportedParameter for a thinking budget Anthropic would refuse (or thinking
+    with structured output, which forces a tool), and OutputInvalid for a past tool call
+    whose arguments are not a JSON object.
     """
     p = request.params
     budget = p.reasoning_budget or 0  # 0 means no thinking
@@ -199,18 +212,45 @@ def build_params(request: Request, model_name: str) -> dict[str, Any]:
         params["system"] = system
     if p.stop:
         params["stop_sequences"] = list(p.stop)
-    if request.tools:
-        params["tools"] = [
-            {"name": t.name, "description": t.description, "input_schema": t.parameters}
-            for t in request.tools
-        ]
+    tools = [
+        {"name": t.name, "description": t.description, "input_schema": t.parameters}
+        for t in request.tools
+    ]
     if p.tool_choice is not None:
         named = {"type": "tool", "name": p.tool_choice}
         params["tool_choice"] = _TOOL_CHOICE.get(p.tool_choice, named)
+    if request.output is not None:
+        tools.append(_output_tool(request.output, request, budget))
+        params["tool_choice"] = {"type": "tool", "name": request.output.name}
+    if tools:
+        params["tools"] = tools
     if budget:
         _check_thinking(budget, max_tokens, request)
         params["thinking"] = {"type": "enabled", "budget_tokens": budget}
     return params
+
+
+def _output_tool(output: OutputSchema, request: Request, budget: int) -> dict[str, Any]:
+    """The tool whose forced call carries a structured answer (Anthropic's JSON mode)."""
+    name = output.name
+    if budget:
+        raise UnsupportedParameter(
+            "Anthropic cannot force a tool while thinking, and structured output forces one; "
+            "drop reasoning_budget, or use tether.structured with strategy='repair'"
+        )
+    if name in {t.name for t in request.tools}:
+        raise UnsupportedParameter(
+            f"the output schema's name {name!r} is also a tool's name; rename one of them"
+        )
+    return {
+        "name": name,
+        "description": OUTPUT_TOOL_DESCRIPTION,
+        "input_schema": output.schema_,
+    }
+
+
+def _output_name(request: Request) -> str | None:
+    return request.output.name if request.output is not None else None
 
 
 def _check_thinking(budget: int, max_tokens: int, request: Request) -> None:
@@ -286,13 +326,20 @@ def _image_source(part: ImagePart) -> dict[str, str]:
 # -- response ------------------------------------------------------------------------------
 
 
-def to_response(message: WireMessage, model_id: str) -> Response:
-    """A tether Response from an Anthropic Message; cost and latency are ProviderModel's job."""
+def to_response(message: WireMessage, model_id: str, *, output: str | None = None) -> Response:
+    """A tether Response from an Anthropic Message; cost and latency are ProviderModel's job.
+
+    ``output`` names the structured-output tool: its call's input becomes the text (the JSON).
+    """
     parts: list[Part] = []
+    calls = False
     for block in message.content:
         if block.type == "text":
             parts.append(TextPart(text=block.text))
+        elif block.type == "tool_use" and block.name == output:
+            parts.append(TextPart(text=json.dumps(block.input, ensure_ascii=False)))
         elif block.type == "tool_use":
+            calls = True
             arguments = json.dumps(block.input)
             parts.append(ToolCallPart(id=block.id, name=block.name, arguments=arguments))
         elif block.type == "thinking":
@@ -301,14 +348,17 @@ def to_response(message: WireMessage, model_id: str) -> Response:
             parts.append(ReasoningPart(text="", signature=block.data, redacted=True))
     return Response(
         message=Message(role="assistant", content=parts),
-        finish_reason=finish_reason(message.stop_reason),
+        finish_reason=finish_reason(message.stop_reason, output=output is not None and not calls),
         usage=_usage(message.usage.model_dump(exclude_none=True)),
         model=model_id,
         provider_id=message.id,
     )
 
 
-def finish_reason(stop_reason: str | None) -> FinishReason:
+def finish_reason(stop_reason: str | None, *, output: bool = False) -> FinishReason:
+    """tether's finish reason; with ``output``, the forced structured-output call is a stop."""
+    if output and stop_reason == "tool_use":
+        return "stop"
     return _FINISH.get(stop_reason or "", "stop")
 
 
@@ -334,6 +384,12 @@ class _StreamState:
     usage: dict[str, Any] = field(default_factory=dict)
     stop_reason: str | None = None
     stopped: bool = False
+    output: str | None = None  # the structured-output tool, whose input streams as text
+    output_blocks: set[int] = field(default_factory=set)
+    calls: bool = False  # a real tool call (not the output tool) was made
+
+    def finish_reason(self) -> FinishReason:
+        return finish_reason(self.stop_reason, output=self.output is not None and not self.calls)
 
     def feed(self, event: RawMessageStreamEvent) -> list[StreamEvent]:
         if event.type == "message_start":
@@ -349,14 +405,21 @@ class _StreamState:
             block, index = event.content_block, event.index
             if block.type == "text" and block.text:
                 return [TextDelta(text=block.text)]
+            if block.type == "tool_use" and block.name == self.output:
+                self.output_blocks.add(index)
+                return []
             if block.type == "tool_use":
+                self.calls = True
                 return [ToolCallDelta(index=index, id=block.id, name=block.name)]
             if block.type == "thinking" and block.thinking:
                 return [ReasoningDelta(index=index, text=block.thinking)]
             if block.type == "redacted_thinking":
                 return [ReasoningDelta(index=index, signature=block.data, redacted=True)]
         elif event.type == "content_block_delta":
-            return _delta(event.index, event.delta)
+            delta = event.delta
+            if event.index in self.output_blocks and delta.type == "input_json_delta":
+                return [TextDelta(text=delta.partial_json)] if delta.partial_json else []
+            return _delta(event.index, delta)
         return []
 
 
