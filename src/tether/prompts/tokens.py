@@ -67,10 +67,10 @@ class EstimateCounter:
 class LlamaCounter:
     """Exact counts with a local GGUF model's own tokenizer (no BOS, special tokens as text)."""
 
-    def __init__(self, model_name: str, n_ctx: int = 2048) -> None:
+    def __init__(self, model_name: str, n_ctx: int = 2048, threads: int | None = None) -> None:
         from tether.models.local import load, resolve_path
 
-        self._loaded = load(resolve_path(model_name), n_ctx, load_settings().local.threads)
+        self._loaded = load(resolve_path(model_name), n_ctx, threads)
 
     def count(self, text: str) -> int:
         return len(self._loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -80,8 +80,8 @@ def counter_for(model_id: str) -> Counter:
     """The most exact counter tether has for ``model_id``."""
     prefix, _, name = model_id.partition(":")
     if prefix == "local" and name:
-        settings = load_settings()
-        return LlamaCounter(name, settings.local.n_ctx)
+        local = load_settings().local  # the same n_ctx and threads: the same loaded model
+        return LlamaCounter(name, local.n_ctx, local.threads)
     return EstimateCounter()
 
 

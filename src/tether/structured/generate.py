@@ -60,11 +60,23 @@ def request_for(request: Request, output: type[T], strategy: Strategy) -> Reques
     return request.model_copy(update={"output": spec})
 
 
+def raise_if_refused(model: Model, response: Response) -> None:
+    if response.finish_reason == "refusal":
+        raise Refused(f"{model.id} declined to answer: {response.text[:300]}")
+
+
+def warn_falling_back(model: Model) -> None:
+    """``auto`` met a model that cannot constrain its output: say so, then repair."""
+    warnings.warn(
+        f"{model.id} cannot constrain its output to a schema; using strategy='repair'",
+        stacklevel=3,
+    )
+
+
 async def _answer(model: Model, request: Request) -> Response:
     """One call; a refusal or a cut-off answer ends the loop at once."""
     response = await model.request(request)
-    if response.finish_reason == "refusal":
-        raise Refused(f"{model.id} declined to answer: {response.text[:300]}")
+    raise_if_refused(model, response)
     if response.finish_reason == "length":
         raise OutputInvalid(
             f"{model.id} was cut off by max_tokens before the JSON was complete; raise max_tokens",
@@ -109,10 +121,7 @@ async def agenerate(
         except UnsupportedParameter:
             if strategy != "auto" or request.output is None:
                 raise
-            warnings.warn(
-                f"{model.id} cannot constrain its output to a schema; using strategy='repair'",
-                stacklevel=2,
-            )
+            warn_falling_back(model)
             request = request_for(base, output, "repair")
             response = await _answer(model, request)
         except OutputInvalid as exc:

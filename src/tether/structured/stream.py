@@ -9,7 +9,6 @@ OutputInvalid (use ``generate``, which repairs, when a retry is worth more than 
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
@@ -17,9 +16,16 @@ import pydantic_core
 from pydantic import BaseModel
 
 from tether import _sync
-from tether.errors import OutputInvalid, Refused, UnsupportedParameter
+from tether.errors import OutputInvalid, UnsupportedParameter
 from tether.models.base import Model, Prompt, build_request, closing
-from tether.structured.generate import Strategy, error_lines, parse, request_for
+from tether.structured.generate import (
+    Strategy,
+    error_lines,
+    parse,
+    raise_if_refused,
+    request_for,
+    warn_falling_back,
+)
 from tether.types import Response, ResponseEvent, TextDelta
 
 T = TypeVar("T", bound=BaseModel)
@@ -69,10 +75,7 @@ async def astream(
     except UnsupportedParameter:
         if strategy != "auto" or request.output is None or text:
             raise
-        warnings.warn(
-            f"{model.id} cannot constrain its output to a schema; using strategy='repair'",
-            stacklevel=2,
-        )
+        warn_falling_back(model)
         async for item in astream(model, prompt, output, strategy="repair", **params):
             yield item
         return
@@ -82,8 +85,7 @@ async def astream(
 
 
 def _final(model: Model, response: Response, output: type[T]) -> T:
-    if response.finish_reason == "refusal":
-        raise Refused(f"{model.id} declined to answer: {response.text[:300]}")
+    raise_if_refused(model, response)
     try:
         return parse(response.text, output)
     except ValueError as exc:
