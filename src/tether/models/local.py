@@ -28,10 +28,10 @@ from tether.errors import (
     OutputInvalid,
     ProviderError,
     TetherError,
-    UnsupportedParameter,
 )
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
+from tether.models.local_grammar import grammar_for, install, keep_count
 from tether.types import (
     FinishEvent,
     FinishReason,
@@ -186,7 +186,8 @@ def _counting_llama() -> Any:
     llama-cpp-python reports usage only on non-streamed completions; counting in
     ``generate`` gives the same figures (end-of-generation tokens are not counted). Setting
     ``stop`` ends the generation before its next token, as if it had reached max_tokens:
-    that is how a cancelled call frees the model at once.
+    that is how a cancelled call frees the model at once. A grammar is applied best
+    candidates first (tether.models.local_grammar): same tokens, less work per step.
     """
     from llama_cpp import Llama
     from llama_cpp import llama_cpp as capi
@@ -195,6 +196,24 @@ def _counting_llama() -> Any:
         last_prompt_tokens = 0
         last_completion_tokens = 0
         stop: threading.Event | None = None
+        best_first: Any = None  # the last grammar sampler installed, for its counters
+
+        def _init_sampler(  # type: ignore[override]
+            self, grammar: Any = None, **kwargs: Any
+        ) -> Any:
+            keep = None
+            if grammar is not None:
+                keep = keep_count(
+                    kwargs.get("temp", 0.8),
+                    kwargs.get("top_k", 40),
+                    kwargs.get("mirostat_mode", 0),
+                    self._n_vocab,
+                )
+            if keep is None:
+                return super()._init_sampler(grammar=grammar, **kwargs)
+            sampler = super()._init_sampler(**kwargs)
+            self.best_first = install(sampler, self._model.vocab, grammar, keep)
+            return sampler
 
         def generate(  # type: ignore[override]
             self, tokens: Any, *args: Any, **kwargs: Any
@@ -209,27 +228,6 @@ def _counting_llama() -> Any:
                 yield token
 
     return CountingLlama
-
-
-@cache
-def _grammar(schema_json: str) -> Any:
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    try:
-        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
-    except Exception as exc:  # llama.cpp names the construct it cannot convert
-        raise UnsupportedParameter(
-            f"llama.cpp cannot turn this JSON schema into a grammar ({exc}); simplify the "
-            "schema, or use tether.structured with strategy='repair'"
-        ) from exc
-
-
-def grammar_for(schema: dict[str, Any]) -> Any:
-    """The llama.cpp grammar that only admits JSON valid under ``schema`` (cached).
-
-    Built here rather than through response_format, where llama-cpp-python silently falls
-    back to any-JSON when a schema cannot be converted."""
-    return _grammar(json.dumps(schema, sort_keys=True))
 
 
 _loaded: dict[tuple[Path, int, int | None], _Loaded] = {}
