@@ -1,5 +1,6 @@
 """Grammar sampling best candidates first gives exactly llama.cpp's own grammar output."""
 
+import ctypes
 import json
 from typing import Any
 
@@ -90,3 +91,43 @@ def test_keep_count_follows_what_the_rest_of_the_chain_uses() -> None:
     assert keep_count(temp=0.7, top_k=FIRST_LOOK, mirostat_mode=0, n_vocab=49152) is None
     assert keep_count(temp=0.7, top_k=40, mirostat_mode=2, n_vocab=49152) is None
     assert keep_count(temp=-1.0, top_k=40, mirostat_mode=0, n_vocab=49152) is None
+
+
+def allows(schema: dict[str, Any], before: str, after: str) -> bool:
+    """Whether the grammar for ``schema``, having read ``before``, lets ``after`` follow."""
+    from llama_cpp import llama_cpp as capi
+
+    llama = load(resolve_path("smollm2"), 2048, None).llama
+    grammar = grammar_for(schema)
+    sampler = capi.llama_sampler_init_grammar(
+        llama._model.vocab, grammar._grammar.encode(), grammar._root.encode()
+    )
+    try:
+        for token in llama.tokenize(before.encode(), add_bos=False, special=False):
+            capi.llama_sampler_accept(sampler, token)
+        (token,) = llama.tokenize(after.encode(), add_bos=False, special=False)
+        data = (capi.llama_token_data * 1)(capi.llama_token_data(id=token, logit=1.0, p=0.0))
+        array = capi.llama_token_data_array(data=data, size=1, selected=-1, sorted=False)
+        capi.llama_sampler_apply(sampler, ctypes.byref(array))
+        return bool(data[0].logit > -1e30)
+    finally:
+        capi.llama_sampler_free(sampler)
+
+
+def test_a_string_cannot_hold_a_raw_control_character() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    assert allows(schema, '{"a": "x', "y")
+    assert not allows(schema, '{"a": "x', "\n")  # JSON forbids it: no parser would read it
+    assert not allows(schema, '{"a": "x', "\t")
+    assert allows(schema, '{"a": "x', "\\")  # the escaped form stays open
+
+
+def test_properties_come_in_the_schemas_order() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"zeta": {"type": "string"}, "alpha": {"type": "string"}},
+        "required": ["zeta", "alpha"],
+    }
+    assert allows(schema, "{", ' "')
+    assert allows(schema, '{ "', "z")
+    assert not allows(schema, '{ "', "alpha")

@@ -20,25 +20,37 @@ from tether.errors import UnsupportedParameter
 FIRST_LOOK = 64  # candidates checked before falling back to the whole vocabulary
 
 
+# llama-cpp-python's converter lets a JSON string hold raw control characters (a newline,
+# say), which no JSON parser accepts; JSON's own rule excludes them.
+LOOSE_CHAR = r'[^"\\]'
+JSON_CHAR = r'[^"\\\x7F\x00-\x1F]'
+
+
 @cache
 def _grammar(schema_json: str) -> Any:
     from llama_cpp.llama_grammar import LlamaGrammar
 
     try:
-        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+        loose = LlamaGrammar.from_json_schema(schema_json, verbose=False)
     except Exception as exc:  # llama.cpp names the construct it cannot convert
         raise UnsupportedParameter(
             f"llama.cpp cannot turn this JSON schema into a grammar ({exc}); simplify the "
             "schema, or use tether.structured with strategy='repair'"
         ) from exc
+    lines = [
+        line.replace(LOOSE_CHAR, JSON_CHAR, 1) if line.startswith("char ::= ") else line
+        for line in loose._grammar.splitlines()
+    ]
+    return LlamaGrammar.from_string("\n".join(lines), verbose=False)
 
 
 def grammar_for(schema: dict[str, Any]) -> Any:
-    """The llama.cpp grammar that only admits JSON valid under ``schema`` (cached).
+    """The llama.cpp grammar that only admits JSON valid under ``schema`` (cached), its
+    properties in the schema's order.
 
     Built here rather than through response_format, where llama-cpp-python silently falls
     back to any-JSON when a schema cannot be converted."""
-    return _grammar(json.dumps(schema, sort_keys=True))
+    return _grammar(json.dumps(schema))
 
 
 def keep_count(temp: float, top_k: int, mirostat_mode: int, n_vocab: int) -> int | None:
