@@ -4,31 +4,33 @@ tether: ``tether.structured.generate(model, prompt, Receipt, strategy=...)`` on
 ``tether.model("local:smollm2")`` in a temporary project, with ``grammar`` (constrained
 decoding, one attempt) and ``repair`` (schema in the system prompt, errors fed back, two
 attempts). Anchor: the same model unconstrained, ``model.generate(prompt)`` asking for JSON,
-parsed once with ``tether.structured.generate.parse`` (no retries). Every receipt runs all
-three back to back (grammar and the baseline swapping places each receipt). Per strategy:
-schema-valid rate, exact match per field (normalised), mean latency per receipt, output
-tokens/s. Targets: grammar valid rate 100%;
-grammar tokens/s >= 0.85 of the unconstrained baseline's. Peer: Instructor in JSON mode on the
-llama.cpp server, when ``import instructor`` works in this environment.
+parsed once with ``tether.structured.generate.parse`` (no retries). Peer: Instructor in JSON
+mode against llama.cpp's OpenAI-compatible server, from its own virtual environment
+(bench/.peer). Every receipt runs every contender back to back. Per strategy: schema-valid
+rate, exact match per field (normalised), mean latency per receipt, output tokens/s.
+Targets: grammar valid rate 100%; grammar decoding tokens/s >= 0.85 of the unconstrained
+baseline's.
 
-    .venv/bin/python bench/structured_extraction.py [--limit N] [--quick] [--threads T]
+    .venv/bin/python bench/structured_extraction.py [--limit N] [--quick] [--workers W]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 import _common as common
 from _common import Row
+from _instructor_peer import INSTRUCTOR, Receipt
 
 NAME = "structured_extraction"
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sroie"
@@ -36,42 +38,28 @@ FILE = DATA / "sroie_kie.jsonl"
 SPLIT = "all receipts, in file order"
 FIELDS = ("company", "date", "address", "total")
 OCR_CHARS = 1200  # the OCR text is cut here so prompt + answer fit SmolLM2's 2048 context
-QUICK_LIMIT = 20
+QUICK_LIMIT = 3
 VALID_TARGET = 1.0
 SPEED_TARGET = 0.85
+PEER = "instructor JSON (peer)"
+PEER_VENV = common.BENCH / ".peer"
 INSTRUCTION = (
     "Extract these fields from the receipt below: company (the shop's name), date, address "
     "and total (the amount paid). Copy each value exactly as printed. Answer with one JSON "
     'object with the keys "company", "date", "address" and "total", all strings.'
 )
-INSTRUCTOR_SKIP = (
-    "`import instructor` fails in this environment, and `pip install --dry-run instructor` "
-    "(1.17.0) would downgrade installed packages (openai 3.57.0 -> 3.3.0, jiter 0.19.0 -> "
-    "0.14.0, rich 15.0.0 -> 14.3.4; checked 2026-11-25), so it was not installed"
-)
-
-
-class Receipt(BaseModel):
-    company: str
-    date: str
-    address: str
-    total: str
 
 
 @dataclass
 class Outcome:
-    """One strategy on one receipt."""
+    """One contender on one receipt."""
 
     seconds: float
     output_tokens: int
     calls: int
     fields: dict[str, str] | None  # the valid object's fields; None when invalid
     error: str | None = None
-
-
-@dataclass
-class Tally:
-    outcomes: list[Outcome] = field(default_factory=list)
+    cached: bool = False  # its prompt was already in llama.cpp's cache (it went second)
 
 
 # -- data and scoring --------------------------------------------------------------------
@@ -174,45 +162,59 @@ def tether_contenders(model: Any, params: dict[str, Any]) -> dict[str, Contender
     }
 
 
-def instructor_contender(base_url: str, params: dict[str, Any]) -> Contender:
-    """Instructor in JSON mode on the llama.cpp server; no retries, like the baseline."""
-    import instructor
-    import openai
+def peer_python() -> Path:
+    """bench/.peer's interpreter, with Instructor installed (made on first use, ~20 s)."""
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"making {PEER_VENV.relative_to(common.ROOT)} for the peer: {INSTRUCTOR}")
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    probe = [str(python), "-c", "import instructor"]
+    if subprocess.run(probe, capture_output=True).returncode != 0:
+        install = [str(python), "-m", "pip", "install", "-q", INSTRUCTOR]
+        subprocess.run(install, check=True)
+    return python
 
-    client = instructor.from_openai(
-        openai.OpenAI(base_url=base_url, api_key="x", max_retries=0), mode=instructor.Mode.JSON
-    )
 
-    def call(prompt: str) -> Outcome:
-        started = time.perf_counter()
-        try:
-            obj, raw = client.chat.completions.create_with_completion(
-                model="smollm2",
-                response_model=Receipt,
-                messages=[{"role": "user", "content": prompt}],
-                max_retries=0,
-                **params,
-            )
-        except Exception as exc:  # instructor wraps validation and server errors alike
-            seconds = time.perf_counter() - started
-            return Outcome(seconds, 0, 1, None, f"{type(exc).__name__}: {str(exc)[:160]}")
-        seconds = time.perf_counter() - started
-        tokens = raw.usage.completion_tokens if raw.usage else 0
-        return Outcome(seconds, tokens, 1, obj.model_dump())
+class PeerProcess:
+    """Instructor in its own environment, one receipt per JSON line (bench/_instructor_peer.py)."""
 
-    return call
+    def __init__(self, base_url: str, params: dict[str, Any]) -> None:
+        script = common.BENCH / "_instructor_peer.py"
+        self.process = subprocess.Popen(
+            [str(peer_python()), str(script), base_url, json.dumps(params)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def __call__(self, prompt: str) -> Outcome:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"prompt": prompt}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the Instructor peer process ended; see its output above")
+        answer = json.loads(line)
+        return Outcome(
+            answer["seconds"], answer["output_tokens"], 1, answer["fields"], answer["error"]
+        )
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
 
 
 # -- the run -----------------------------------------------------------------------------
 
 
 def measure(
-    contenders: dict[str, Contender], receipts: list[dict[str, Any]], progress: bool
-) -> tuple[dict[str, Tally], dict[str, float]]:
+    contenders: dict[str, Contender], receipts: list[tuple[int, dict[str, Any]]], label: str
+) -> tuple[dict[str, list[Outcome]], dict[str, float]]:
     """Every receipt through every contender back to back."""
-    tallies = {name: Tally() for name in contenders}
+    outcomes: dict[str, list[Outcome]] = {name: [] for name in contenders}
     warmup = {}
-    first = prompt_for(receipts[0])
+    first = prompt_for(receipts[0][1])
     for name, call in contenders.items():  # loads the model, builds the grammar
         warmup[name] = call(first).seconds
     # grammar and the baseline send the same prompt, and llama.cpp reuses the cached prefix of
@@ -221,22 +223,97 @@ def measure(
     rest = [name for name in contenders if name not in ("grammar", "unconstrained")]
     orders = [["grammar", "unconstrained", *rest], ["unconstrained", "grammar", *rest]]
     started = time.perf_counter()
-    for number, receipt in enumerate(receipts):
+    for done, (number, receipt) in enumerate(receipts, start=1):
         prompt = prompt_for(receipt)
-        for name in orders[number % 2]:
-            tallies[name].outcomes.append(contenders[name](prompt))
-        if progress and (number + 1) % 10 == 0:
-            print(
-                f"  {number + 1}/{len(receipts)} receipts, {time.perf_counter() - started:.0f} s",
-                flush=True,
-            )
-    return tallies, warmup
+        order = orders[number % 2]
+        for name in order:
+            outcome = contenders[name](prompt)
+            outcome.cached = order.index(name) == 1
+            outcomes[name].append(outcome)
+        if done % 10 == 0:
+            elapsed = time.perf_counter() - started
+            print(f"  {label}{done}/{len(receipts)} receipts, {elapsed:.0f} s", flush=True)
+    return outcomes, warmup
 
 
-def scores(tally: Tally, receipts: list[dict[str, Any]]) -> dict[str, Any]:
+def run_here(
+    receipts: list[tuple[int, dict[str, Any]]],
+    params: dict[str, Any],
+    threads: int | None,
+    with_peer: bool,
+    label: str = "",
+) -> dict[str, Any]:
+    """The contenders over ``receipts`` in this process: outcomes, warm-up and spans stored."""
+    env = {"TETHER_LOCAL_THREADS": str(threads)} if threads else {}
+    with common.temp_project(**env) as folder:
+        import tether
+        from tether.tracing.setup import flush
+
+        contenders = tether_contenders(tether.model("local:smollm2"), params)
+        if with_peer:
+            with common.llama_server(threads=threads or 1) as base_url:
+                peer = PeerProcess(base_url, params)
+                contenders[PEER] = peer
+                try:
+                    outcomes, warmup = measure(contenders, receipts, label)
+                finally:
+                    peer.close()
+        else:
+            outcomes, warmup = measure(contenders, receipts, label)
+        flush()
+        spans = common.stored_spans(folder / ".tether" / "tether.db", "local:smollm2")
+    return {
+        "numbers": [number for number, _ in receipts],
+        "outcomes": {name: [asdict(o) for o in found] for name, found in outcomes.items()},
+        "warmup": warmup,
+        "spans": spans,
+    }
+
+
+def run_workers(
+    workers: int, receipts: list[dict[str, Any]], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The receipts dealt round-robin to ``workers`` child processes of this script, each with
+    its own model, server and peer, merged back into file order."""
+    folder = Path(tempfile.mkdtemp(prefix="sroie-workers-"))
+    children = []
+    for shard in range(workers):
+        out = folder / f"{shard}.json"
+        command = [
+            sys.executable,
+            __file__,
+            "--shard",
+            f"{shard}/{workers}",
+            "--shard-out",
+            str(out),
+        ]
+        command += ["--limit", str(len(receipts)), "--max-tokens", str(args.max_tokens)]
+        command += ["--threads", str(args.threads or 1)] + (["--no-peer"] if args.no_peer else [])
+        children.append((subprocess.Popen(command), out))
+    parts = []
+    for child, out in children:
+        if child.wait() != 0:
+            raise SystemExit(f"a worker failed (exit {child.returncode}); see its output above")
+        parts.append(json.loads(out.read_text("utf-8")))
+    merged: dict[str, Any] = {"outcomes": {}, "warmup": {}, "spans": 0}
+    order = sorted(
+        (number, part_index, position)
+        for part_index, part in enumerate(parts)
+        for position, number in enumerate(part["numbers"])
+    )
+    for name in parts[0]["outcomes"]:
+        merged["outcomes"][name] = [
+            parts[p]["outcomes"][name][position] for _, p, position in order
+        ]
+        merged["warmup"][name] = max(part["warmup"][name] for part in parts)
+    merged["spans"] = sum(part["spans"] for part in parts)
+    return merged
+
+
+def scores(outcomes: list[Outcome], receipts: list[dict[str, Any]]) -> dict[str, Any]:
     """Valid rate, exact match per field (over all receipts with that gold field; an invalid
-    answer counts as a miss), mean latency and output tokens/s (all tokens over all time)."""
-    outcomes = tally.outcomes
+    answer counts as a miss), mean latency and output tokens/s (all tokens over all time, and
+    over the receipts whose prompt was already cached: decoding alone)."""
     valid = sum(o.fields is not None for o in outcomes)
     exact: dict[str, float] = {}
     for name in FIELDS:
@@ -248,12 +325,18 @@ def scores(tally: Tally, receipts: list[dict[str, Any]]) -> dict[str, Any]:
         exact[name] = hits / len(judged) if judged else 0.0
     seconds = [o.seconds for o in outcomes]
     tokens = sum(o.output_tokens for o in outcomes)
+    cached = [o for o in outcomes if o.cached]
+    cached_seconds = sum(o.seconds for o in cached)
     return {
         "valid": valid / len(outcomes),
         "exact": exact,
         "mean_latency_s": sum(seconds) / len(seconds),
         "median_latency_s": common.median(seconds),
         "tokens_per_s": tokens / sum(seconds),
+        "cached_tokens_per_s": (
+            sum(o.output_tokens for o in cached) / cached_seconds if cached_seconds else None
+        ),
+        "cached_receipts": len(cached),
         "output_tokens": tokens,
         "calls": sum(o.calls for o in outcomes),
         "errors": sorted({(o.error or "").split(":")[0] for o in outcomes if o.error}),
@@ -281,77 +364,67 @@ def print_strategies(title: str, figures: dict[str, dict[str, Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
 
 
-def cached_rate(tally: Tally, parity: int) -> float | None:
-    """Output tokens/s over the receipts (index % 2 == parity) where this contender went
-    second, its prompt already in llama.cpp's cache: mostly decoding."""
-    chosen = [o for number, o in enumerate(tally.outcomes) if number % 2 == parity]
-    seconds = sum(o.seconds for o in chosen)
-    return sum(o.output_tokens for o in chosen) / seconds if seconds else None
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def rows_for(figures: dict[str, dict[str, Any]], settings: str) -> list[Row]:
     base = figures["unconstrained"]
-    rows = []
-    for name in ("grammar", "repair"):
-        f = figures[name]
-        valid_target = name == "grammar"
-        rows.append(
-            Row(
-                case=f"{name}: schema-valid rate",
-                settings=settings,
-                tether=100 * f["valid"],
-                anchor=100 * base["valid"],
-                unit="%",
-                ratio=f["valid"] / base["valid"] if base["valid"] else None,
-                target=f"= {VALID_TARGET:.0%}" if valid_target else "-",
-                passed=f["valid"] >= VALID_TARGET if valid_target else None,
-            )
+    others = [name for name in figures if name != "unconstrained"]
+    rows = [
+        Row(
+            case=f"{name}: schema-valid rate",
+            settings=settings,
+            tether=100 * figures[name]["valid"],
+            anchor=100 * base["valid"],
+            unit="%",
+            ratio=ratio(figures[name]["valid"], base["valid"]),
+            target=f"= {VALID_TARGET:.0%}" if name == "grammar" else "-",
+            passed=figures[name]["valid"] >= VALID_TARGET if name == "grammar" else None,
         )
-    for name in ("grammar", "repair"):
-        f = figures[name]
-        ratio = f["tokens_per_s"] / base["tokens_per_s"]
-        speed_target = name == "grammar"
-        rows.append(
-            Row(
-                case=f"{name}: output tokens/s",
-                settings=settings,
-                tether=f["tokens_per_s"],
-                anchor=base["tokens_per_s"],
-                unit="tok/s",
-                ratio=ratio,
-                target=f">= {SPEED_TARGET}" if speed_target else "-",
-                passed=ratio >= SPEED_TARGET if speed_target else None,
-            )
-        )
-    cached, cached_base = figures["grammar"]["cached_tokens_per_s"], base["cached_tokens_per_s"]
+        for name in others
+    ]
+    decode = ratio(figures["grammar"]["cached_tokens_per_s"], base["cached_tokens_per_s"])
     rows.append(
         Row(
-            case="grammar: output tokens/s, prompt cached",
+            case="grammar: decoding tokens/s (prompt cached)",
             settings=settings,
-            tether=cached,
-            anchor=cached_base,
+            tether=figures["grammar"]["cached_tokens_per_s"],
+            anchor=base["cached_tokens_per_s"],
             unit="tok/s",
-            ratio=cached / cached_base if cached and cached_base else None,
-            target="-",
-            passed=None,
+            ratio=decode,
+            target=f">= {SPEED_TARGET}",
+            passed=decode >= SPEED_TARGET if decode is not None else None,
         )
     )
-    for name in ("grammar", "repair"):
-        f = figures[name]
+    for name in others:
+        rows.append(
+            Row(
+                case=f"{name}: output tokens/s, all time",
+                settings=settings,
+                tether=figures[name]["tokens_per_s"],
+                anchor=base["tokens_per_s"],
+                unit="tok/s",
+                ratio=ratio(figures[name]["tokens_per_s"], base["tokens_per_s"]),
+                target="-",
+                passed=None,
+            )
+        )
+    for name in others:
         rows.append(
             Row(
                 case=f"{name}: mean latency per receipt",
                 settings=settings,
-                tether=f["mean_latency_s"],
+                tether=figures[name]["mean_latency_s"],
                 anchor=base["mean_latency_s"],
                 unit="s",
-                ratio=f["mean_latency_s"] / base["mean_latency_s"],
+                ratio=ratio(figures[name]["mean_latency_s"], base["mean_latency_s"]),
                 target="-",
                 passed=None,
                 fmt=".2f",
             )
         )
-    for name in ("grammar", "repair"):
+    for name in others:
         for key in FIELDS:
             rows.append(
                 Row(
@@ -368,77 +441,82 @@ def rows_for(figures: dict[str, dict[str, Any]], settings: str) -> list[Row]:
     return rows
 
 
-def main() -> int:
+def arguments() -> argparse.Namespace:
     p = common.parser(__doc__.splitlines()[0], runs=1, quick_runs=1)
     p.add_argument(
-        "--limit", type=int, default=None, help="first N receipts (default all; --quick: 20)"
+        "--limit",
+        type=int,
+        default=None,
+        help=f"first N receipts (default all; --quick: {QUICK_LIMIT})",
     )
     p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: its own)")
     p.add_argument("--max-tokens", type=int, default=160)
-    args = p.parse_args()
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the receipts")
+    p.add_argument("--no-peer", action="store_true", help="leave out the Instructor peer")
+    p.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # I/N, for a worker
+    p.add_argument("--shard-out", default=None, help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+def main() -> int:
+    args = arguments()
     limit = args.limit if args.limit is not None else (QUICK_LIMIT if args.quick else None)
     receipts = load_receipts(limit)
     params = {"max_tokens": args.max_tokens, "temperature": 0.0, "seed": 0}
+    numbered = list(enumerate(receipts))
+    if args.shard:  # a worker of --workers: its slice, its samples to a file, no table
+        shard, workers = (int(x) for x in args.shard.split("/"))
+        part = run_here(
+            numbered[shard::workers], params, args.threads, not args.no_peer, f"[{shard}] "
+        )
+        Path(args.shard_out).write_text(json.dumps(part), "utf-8")
+        return 0
+
     started = time.perf_counter()
     print(f"data set: SROIE 2019 key information extraction ({FILE})")
-    print(f"split: {SPLIT}; N = {len(receipts)}")
-
-    try:
-        import instructor  # noqa: F401
-
-        peer: str | None = None
-    except ImportError:
-        peer = INSTRUCTOR_SKIP
-
-    env = {"TETHER_LOCAL_THREADS": str(args.threads)} if args.threads else {}
-    with common.temp_project(**env) as folder:
-        import tether
-        from tether.tracing.setup import flush
-
-        model = tether.model("local:smollm2")
-        contenders = tether_contenders(model, params)
-        with_peer = contextlib_server(peer is None, args.threads)
-        with with_peer as base_url:
-            if base_url is not None:
-                contenders["instructor JSON (peer)"] = instructor_contender(base_url, params)
-            tallies, warmup = measure(contenders, receipts, progress=True)
-        flush()
-        spans = common.stored_spans(folder / ".tether" / "tether.db", "local:smollm2")
-
-    figures = {name: scores(tally, receipts) for name, tally in tallies.items()}
-    for name, parity in (("grammar", 1), ("unconstrained", 0)):  # when each went second
-        figures[name]["cached_tokens_per_s"] = cached_rate(tallies[name], parity)
+    print(f"split: {SPLIT}; N = {len(receipts)}; workers = {args.workers}")
+    if not args.no_peer:
+        peer_python()  # made once here, not by each worker at the same time
+    if args.workers > 1:
+        run = run_workers(args.workers, receipts, args)
+    else:
+        run = run_here(numbered, params, args.threads, not args.no_peer)
+    outcomes = {name: [Outcome(**o) for o in found] for name, found in run["outcomes"].items()}
+    figures = {name: scores(found, receipts) for name, found in outcomes.items()}
     settings = f"N={len(receipts)} max_tokens={args.max_tokens} T=0"
     print_strategies(
         f"{NAME}: SROIE, {SPLIT}, N={len(receipts)}, SmolLM2-135M Q4_1 (local:smollm2)",
         figures,
     )
     rows = rows_for(figures, settings)
-    base = figures["unconstrained"]
+    g, base = figures["grammar"], figures["unconstrained"]
     notes = [
         "anchor = the unconstrained baseline: model.generate() asking for JSON, parsed once",
-        "grammar: strategy='grammar', attempts=1; repair: strategy='repair', attempts=2",
+        "grammar: strategy='grammar', attempts=1; repair: strategy='repair', attempts=2; "
+        f"peer: {INSTRUCTOR} Mode.JSON on llama-cpp-python's server, max_retries=0"
+        + ("" if not args.no_peer else " (left out: --no-peer)"),
+        "Receipt: four strings, max_length company 64, date 16, address 144, total 16 (above "
+        "every gold value)",
         f"prompt: a fixed instruction + the OCR text cut to its first {OCR_CHARS} characters; "
         f"temperature 0, seed 0, max_tokens {args.max_tokens}",
         "exact match: strip, casefold, collapse whitespace; total compared as a number when "
         "both parse; an invalid answer counts as a miss; the denominator is the receipts with "
         "that gold field",
-        "tokens/s = all output tokens / all wall time of the calls (prompt processing "
-        "included); latency = the whole generate() call, retries included",
+        "decoding tokens/s (judged): output tokens / call time over the receipts where the "
+        "contender's prompt was already in llama.cpp's cache (it went second: "
+        f"grammar {g['cached_receipts']}, unconstrained {base['cached_receipts']} receipts); "
+        "all time: every receipt, prompt processing included, which weighs more on grammar's "
+        "shorter answers",
+        "latency = the whole call, retries included",
         "errors seen: "
         + "; ".join(f"{n}: {', '.join(f['errors']) or 'none'}" for n, f in figures.items()),
-        "prompt cached: only the receipts where that contender went second (its prompt "
-        "already in llama.cpp's cache), so mostly decoding; informational",
-        f"grammar/unconstrained tokens/s ratio: "
-        f"{figures['grammar']['tokens_per_s'] / base['tokens_per_s']:.3f}",
-        "peer instructor (JSON mode): "
-        + ("run, see the table above" if peer is None else f"not run: {peer}"),
-        f"tracing on: {spans} spans stored",
+        f"tracing on: {run['spans']} spans stored",
         "order per receipt: grammar and unconstrained swap places (the second reuses the "
-        "first's cached prompt prefix), then repair (its own system prompt)",
+        "first's cached prompt), then repair (its own system prompt), then the peer",
         "warm-up (first receipt, once each): "
-        + ", ".join(f"{n} {s:.1f} s" for n, s in warmup.items()),
-        f"wall time of the benchmark: {time.perf_counter() - started:.1f} s",
+        + ", ".join(f"{n} {s:.1f} s" for n, s in run["warmup"].items()),
+        f"wall time of the benchmark: {time.perf_counter() - started:.1f} s "
+        f"({args.workers} worker process(es), llama.cpp threads {args.threads or 'default'})",
     ]
     common.print_table(f"{NAME}: tether strategies vs the unconstrained baseline", rows, notes)
     common.write_result(
@@ -448,36 +526,25 @@ def main() -> int:
         settings={
             **params,
             "threads": args.threads,
+            "workers": args.workers,
             "data": str(FILE),
             "split": SPLIT,
             "n": len(receipts),
             "ocr_chars": OCR_CHARS,
             "instruction": INSTRUCTION,
-            "peer": "instructor JSON" if peer is None else f"skipped: {peer}",
-            "spans": spans,
+            "peer": None if args.no_peer else INSTRUCTOR,
+            "spans": run["spans"],
         },
         samples={
             "figures": figures,
-            "warmup_s": warmup,
+            "warmup_s": run["warmup"],
             "per_receipt": {
-                name: [
-                    {"id": r["id"], **o.__dict__}
-                    for r, o in zip(receipts, tally.outcomes, strict=True)
-                ]
-                for name, tally in tallies.items()
+                name: [{"id": r["id"], **asdict(o)} for r, o in zip(receipts, found, strict=True)]
+                for name, found in outcomes.items()
             },
         },
     )
     return common.finish(args, rows)
-
-
-def contextlib_server(wanted: bool, threads: int | None) -> Any:
-    """The llama.cpp server for the peer, or a stand-in yielding None when it is not run."""
-    import contextlib
-
-    if not wanted:
-        return contextlib.nullcontext(None)
-    return common.llama_server(threads=threads or 2)
 
 
 if __name__ == "__main__":
