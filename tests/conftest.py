@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# OpenAI's encodings for tiktoken, rebuilt offline by `make test` (scripts/tiktoken_cache.py).
+TIKTOKEN_CACHE = ROOT / ".venv" / "tiktoken-cache"
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
 
 CLEARED_ENV = (
     "TETHER_MODEL", "TETHER_HOME", "TETHER_CONFIG", "TETHER_TRACING", "TETHER_TRACE_CONTENT",

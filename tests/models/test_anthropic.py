@@ -94,9 +94,11 @@ class FakeAnthropic:
         self.replies = replies
         self.check = check
         self.bodies: list[dict[str, Any]] = []
+        self.paths: list[str] = []
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        assert request.url.path == "/v1/messages"
+        assert request.url.path in ("/v1/messages", "/v1/messages/count_tokens")
+        self.paths.append(request.url.path)
         sent_key = request.headers.get("x-api-key") or request.headers.get("authorization")
         assert sent_key in (KEY, f"Bearer {KEY}")
         body = json.loads(request.content)
@@ -108,10 +110,13 @@ class FakeAnthropic:
             raise reply
         return reply
 
-    def model(self, **options: Any) -> ProviderModel:
+    def provider(self, **options: Any) -> AnthropicProvider:
         client = httpx2.AsyncClient(transport=httpx2.MockTransport(self))
         options = {"http_client": client, "base_url": BASE_URL, **options}
-        return ProviderModel(AnthropicProvider(MODEL, options))
+        return AnthropicProvider(MODEL, options)
+
+    def model(self, **options: Any) -> ProviderModel:
+        return ProviderModel(self.provider(**options))
 
 
 @pytest.fixture(autouse=True)
@@ -934,3 +939,65 @@ def test_capabilities() -> None:
     assert caps.context_window == 200_000
     wide = AnthropicProvider(MODEL, {"context_window": 1_000_000})
     assert wide.capabilities().context_window == 1_000_000
+
+
+# -- the token count endpoint ----------------------------------------------------------------
+
+
+async def test_count_tokens_sends_the_prompt_to_the_count_endpoint(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    endpoint = fake(json_reply("count_tokens.json"))
+    messages = [Message.system("Be brief."), Message.user("Hi"), Message.user("Still there?")]
+    assert await endpoint.provider().count_tokens(messages) == 2095
+    assert endpoint.paths == ["/v1/messages/count_tokens"]
+    assert endpoint.bodies == [
+        {
+            "model": MODEL,
+            "system": "Be brief.",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "Hi"},
+                        {"type": "text", "text": "Still there?"},
+                    ],
+                }
+            ],
+        }
+    ]
+
+
+async def test_count_tokens_errors_are_mapped(fake: Callable[..., FakeAnthropic]) -> None:
+    endpoint = fake(json_reply("error_rate_limit.json", 429, {"retry-after": "3"}))
+    with pytest.raises(errors.RateLimited):
+        await endpoint.provider().count_tokens([Message.user("Hi")])
+
+
+def test_context_for_an_anthropic_model_is_checked_by_the_count_endpoint(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    from tether.prompts.context import Context
+    from tether.prompts.tokens import EndpointCounter, counter_for
+
+    assert isinstance(counter_for(f"anthropic:{MODEL}"), EndpointCounter)
+    small = httpx2.Response(200, json={"input_tokens": 41})
+    endpoint = fake(small)
+    ctx = Context(100, model=f"anthropic:{MODEL}", counter=EndpointCounter(endpoint.provider()))
+    assembly = ctx.system("Be brief.").question("Where is the lighthouse?").build()
+    assert assembly.tokens == 41  # the provider's own count, not the estimate
+    assert endpoint.paths == ["/v1/messages/count_tokens"]
+
+
+def test_a_failing_count_endpoint_leaves_the_estimate_with_a_warning(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    from tether.prompts.context import Context
+    from tether.prompts.tokens import EndpointCounter
+
+    endpoint = fake(json_reply("error_overloaded.json", 529))
+    ctx = Context(100, model=f"anthropic:{MODEL}", counter=EndpointCounter(endpoint.provider()))
+    ctx.system("Be brief.").question("Where is the lighthouse?")
+    with pytest.warns(UserWarning, match="count endpoint failed"):
+        assembly = ctx.build()
+    assert 0 < assembly.tokens < 100

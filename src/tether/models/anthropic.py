@@ -184,6 +184,21 @@ class AnthropicProvider(Provider):
         yield UsageEvent(usage=_usage(state.usage))
         yield FinishEvent(finish_reason=state.finish_reason(), provider_id=state.id)
 
+    async def count_tokens(self, messages: list[Message]) -> int | None:
+        """Anthropic's count endpoint: the exact input tokens of these messages (free of charge,
+        rate-limited apart from generation)."""
+        system, wire = _wire_messages(messages)
+        args: dict[str, Any] = {"model": self.model_name, "messages": wire}
+        if system:
+            args["system"] = system
+        try:
+            counted = await self._client().messages.count_tokens(**args)
+            return int(counted.input_tokens)
+        except TetherError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
+
     async def aclose(self) -> None:
         """Close this loop's client; an injected http_client belongs to its owner."""
         clients, self._clients = self._clients, weakref.WeakKeyDictionary()

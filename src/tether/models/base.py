@@ -224,6 +224,11 @@ class Provider(ABC):
     async def check_context(self, request: Request) -> None:  # noqa: B027 - optional hook
         """Raise ContextTooLong before the call when the prompt cannot fit; a no-op by default."""
 
+    async def count_tokens(self, messages: list[Message]) -> int | None:
+        """The prompt tokens of ``messages`` by the provider's own count endpoint; None for a
+        provider that has none."""
+        return None
+
 
 class ProviderModel(Model):
     """Turns a Provider into a Model: checks, timing, cost, and one accumulator for streams."""

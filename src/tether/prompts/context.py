@@ -17,7 +17,7 @@ from tether.config import load_settings
 from tether.errors import ConfigError, ContextTooLong
 from tether.models.base import build_request
 from tether.prompts._fit import MUST_KEEP, Item, Kind, Removed, chunk_text, fit
-from tether.prompts.tokens import MESSAGE_OVERHEAD, Counter, count_messages, counter_for
+from tether.prompts.tokens import Counter, count_messages, counter_for, overhead_of
 from tether.types import Message, Request
 
 Text = str | bytes
@@ -189,13 +189,14 @@ class Context:
 
 def _cost(item: Item, counter: Counter) -> int:
     """An item's tokens in the assembled messages (whole-message overheads included)."""
+    overhead = overhead_of(counter)
     if item.kind == "example":
-        return counter.count(item.text) + counter.count(item.answer) + 2 * MESSAGE_OVERHEAD
+        return counter.count(item.text) + counter.count(item.answer) + 2 * overhead
     if item.kind == "history":
-        return counter.count(item.text) + MESSAGE_OVERHEAD
+        return counter.count(item.text) + overhead
     if item.kind == "chunk":
         return counter.count(chunk_text(item))
-    return counter.count(item.text) + MESSAGE_OVERHEAD  # system, instructions, question
+    return counter.count(item.text) + overhead  # system, instructions, question
 
 
 def _messages(items: Sequence[Item]) -> list[Message]:
