@@ -252,3 +252,85 @@ def test_front_matter_that_never_closes_or_has_unknown_keys() -> None:
     write("bad", "---\nmodle: local:smollm2\n---\nhi\n")
     with pytest.raises(PromptError, match="unknown front matter key 'modle'; valid: model"):
         tether.prompt("bad")
+
+
+EXTRACT = """\
+---
+params: {max_tokens: 60}
+input: {text: str}
+output: REFERENCE
+examples:
+  - input: {text: "Anna, 31, Oslo"}
+    output: '{"name": "Anna", "age": 31}'
+---
+# system
+Extract the person.
+# user
+{{ text }}
+"""
+
+
+@pytest.fixture
+def schemas(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An importable module of output models, as an application would have."""
+    (project / "app_schemas.py").write_text(
+        "from pydantic import BaseModel\n\n"
+        "class Person(BaseModel):\n    name: str\n    age: int\n\n"
+        "NOT_A_MODEL = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(project))
+
+
+def test_generate_validates_into_the_model_the_front_matter_names(schemas: None) -> None:
+    write("person", EXTRACT.replace("REFERENCE", "app_schemas:Person"))
+    model = ScriptedModel('{"name": "Bo", "age": "x"}', '{"name": "Bo", "age": 40}')
+    person = tether.prompt("person").generate(model=model, strategy="repair", text="Bo is 40")
+    assert (type(person).__name__, person.name, person.age) == ("Person", "Bo", 40)
+    first, second = model.requests
+    assert first.metadata["prompt.name"] == "person"
+    assert first.params.max_tokens == 60
+    # the file's example goes before the question, its output as the assistant's answer
+    assert [m.text for m in first.messages][1:3] == [
+        "Anna, 31, Oslo",
+        '{"name": "Anna", "age": 31}',
+    ]
+    assert "age" in second.messages[-1].text  # the validation error, sent back
+
+
+def test_an_explicit_output_overrides_the_file(schemas: None) -> None:
+    from pydantic import BaseModel
+
+    class Name(BaseModel):
+        name: str
+
+    write("person", EXTRACT.replace("REFERENCE", "app_schemas:Person"))
+    got = tether.prompt("person").generate(
+        model=ScriptedModel('{"name": "Bo"}'), output=Name, strategy="repair", text="Bo"
+    )
+    assert got == Name(name="Bo")
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("Person", "write it as package.module:Class"),
+        ("no_such_module:Person", "cannot be imported"),
+        ("app_schemas:Nobody", "cannot be imported"),
+        ("app_schemas:NOT_A_MODEL", "not a Pydantic model class"),
+    ],
+)
+def test_a_bad_output_reference_raises_before_any_call(
+    schemas: None, reference: str, message: str
+) -> None:
+    path = write("person", EXTRACT.replace("REFERENCE", reference))
+    model = ScriptedModel()  # an empty script: any call would fail the test
+    with pytest.raises(PromptError, match=message) as caught:
+        tether.prompt("person").generate(model=model, text="Bo is 40")
+    assert str(path) in str(caught.value)
+    assert model.requests == []
+
+
+def test_generate_without_an_output_says_how_to_give_one() -> None:
+    write("hello", "---\ninput: {who: str}\n---\nHello {{ who }}!\n")
+    with pytest.raises(PromptError, match="no `output`"):
+        tether.prompt("hello").generate(model=ScriptedModel(), who="Ada")

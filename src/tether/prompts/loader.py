@@ -6,8 +6,11 @@ the traced span records which prompt, at which version, produced each call.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
 
 from tether import _sync
 from tether.errors import PromptError
@@ -18,6 +21,9 @@ from tether.types import Message, Params, Request, Response
 
 if TYPE_CHECKING:
     from tether.models.base import Model
+    from tether.structured.generate import Strategy
+
+T = TypeVar("T", bound=BaseModel)
 
 ROLES = {"system": Message.system, "user": Message.user, "assistant": Message.assistant}
 
@@ -46,8 +52,37 @@ class Prompt:
 
     @property
     def output(self) -> str | None:
-        """The output schema reference from the front matter, for structured outputs."""
+        """The output schema reference from the front matter, ``package.module:Class``."""
         return self._parsed.output
+
+    def output_model(self) -> type[BaseModel]:
+        """The Pydantic model ``output`` names, imported; PromptError naming the file if the
+        reference is missing, malformed, not importable or not a Pydantic model."""
+        reference = self.output
+        if not reference:
+            raise PromptError(
+                f"{self.path}: the front matter has no `output`; add `output: "
+                "package.module:Class` or pass output= to generate()"
+            )
+        module_name, colon, attribute = reference.partition(":")
+        if not colon or not module_name or not attribute:
+            raise PromptError(
+                f"{self.path}: output {reference!r} is not a reference tether can import; "
+                "write it as package.module:Class"
+            )
+        try:
+            found: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                found = getattr(found, part)
+        except (ImportError, AttributeError) as exc:
+            raise PromptError(
+                f"{self.path}: output {reference!r} cannot be imported ({exc})"
+            ) from exc
+        if not (isinstance(found, type) and issubclass(found, BaseModel)):
+            raise PromptError(
+                f"{self.path}: output {reference!r} is {found!r}, not a Pydantic model class"
+            )
+        return found
 
     @property
     def examples(self) -> list[Example]:
@@ -102,6 +137,40 @@ class Prompt:
     def run(self, model: str | Model | None = None, **variables: Any) -> Response:
         """Sync twin of arun; works inside a running event loop."""
         return _sync.run(self.arun(model, **variables))
+
+    async def agenerate(
+        self,
+        model: str | Model | None = None,
+        *,
+        output: type[T] | None = None,
+        strategy: Strategy = "auto",
+        attempts: int = 3,
+        **variables: Any,
+    ) -> Any:
+        """A validated object: the rendered prompt through tether.structured, into ``output``
+        (else the model the front matter's ``output`` names). The file's examples show the
+        model the answers it wants; write their outputs as JSON."""
+        from tether.structured.generate import agenerate
+
+        schema = output if output is not None else self.output_model()
+        request = self.request(**variables)
+        return await agenerate(
+            self._model(model), request, schema, strategy=strategy, attempts=attempts
+        )
+
+    def generate(
+        self,
+        model: str | Model | None = None,
+        *,
+        output: type[T] | None = None,
+        strategy: Strategy = "auto",
+        attempts: int = 3,
+        **variables: Any,
+    ) -> Any:
+        """Sync twin of agenerate; works inside a running event loop."""
+        return _sync.run(
+            self.agenerate(model, output=output, strategy=strategy, attempts=attempts, **variables)
+        )
 
     def __repr__(self) -> str:
         return f"<Prompt {self.name}@{self.version}>"
