@@ -135,6 +135,8 @@ class Params(BaseModel):
     seed: int | None = None
     tool_choice: str | None = None
     reasoning_budget: int | None = Field(default=None, ge=0)
+    logprobs: int | None = Field(default=None, ge=0, le=20)
+    """Return each output token's log-probability, with this many top alternatives (0: none)."""
 
     def set_fields(self) -> dict[str, Any]:
         """The parameters the caller actually set."""
@@ -213,6 +215,15 @@ class Price(BaseModel):
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "refusal"]
 
 
+class TokenLogprob(BaseModel):
+    """One output token, its natural-log probability under the model, and the most likely
+    alternatives at that step (best first), when they were asked for."""
+
+    token: str
+    logprob: float
+    top: list[tuple[str, float]] = Field(default_factory=list)
+
+
 class Response(BaseModel):
     message: Message
     finish_reason: FinishReason = "stop"
@@ -221,6 +232,7 @@ class Response(BaseModel):
     latency_s: float = 0.0
     model: str = ""
     provider_id: str | None = None
+    logprobs: list[TokenLogprob] | None = None  # when Params.logprobs was set
 
     @property
     def text(self) -> str:

@@ -1001,3 +1001,8 @@ def test_a_failing_count_endpoint_leaves_the_estimate_with_a_warning(
     with pytest.warns(UserWarning, match="count endpoint failed"):
         assembly = ctx.build()
     assert 0 < assembly.tokens < 100
+
+
+async def test_logprobs_are_unsupported(fake: Callable[..., FakeAnthropic]) -> None:
+    with pytest.raises(errors.UnsupportedParameter, match="logprobs"):
+        await fake().model().agenerate("Hi", logprobs=1)

@@ -684,3 +684,50 @@ def test_a_compatible_server_is_not_priced_as_openai() -> None:
     elsewhere = ProviderModel(OpenAIProvider("gpt-4.1-mini", {"base_url": "http://127.0.0.1:9/v1"}))
     assert official._price is not None
     assert elsewhere._price is None
+
+
+# -- log-probabilities -------------------------------------------------------------------------
+
+
+async def test_logprobs_are_asked_for_and_read_back(openai_model: ModelFactory) -> None:
+    wire = Wire(recorded("completion_logprobs.json"))
+    response = await openai_model(wire).agenerate("Classify: refund please", logprobs=2)
+    assert wire.sent["logprobs"] is True
+    assert wire.sent["top_logprobs"] == 2
+    assert response.logprobs is not None
+    assert "".join(t.token for t in response.logprobs) == response.text
+    assert (response.logprobs[3].token, response.logprobs[3].logprob) == ("ref", -0.2231)
+    assert response.logprobs[3].top == [("ref", -0.2231), ("card", -1.6094)]
+
+
+async def test_an_answer_without_logprobs_gives_none(openai_model: ModelFactory) -> None:
+    wire = Wire(recorded("completion_text.json"))
+    response = await openai_model(wire).agenerate("Say hello", logprobs=0)
+    assert wire.sent["logprobs"] is True and "top_logprobs" not in wire.sent
+    assert response.logprobs is None  # the answer carried none ("logprobs": null)
+
+
+async def test_logprobs_are_refused_for_reasoning_models_and_streams(
+    openai_model: ModelFactory,
+) -> None:
+    with pytest.raises(UnsupportedParameter, match="reasoning models return no logprobs"):
+        await openai_model(Wire(), name="o3-mini").agenerate("Hi", logprobs=1)
+    with pytest.raises(UnsupportedParameter, match="use generate"):
+        await collect(openai_model(Wire()).astream("Hi", logprobs=1))
+
+
+async def test_classify_takes_its_confidence_from_the_label_tokens(
+    openai_model: ModelFactory,
+) -> None:
+    import math
+
+    from tether.structured import aclassify
+
+    wire = Wire(recorded("completion_logprobs.json"))
+    result = await aclassify(openai_model(wire), "refund please", ["card_lost", "refund"])
+    assert wire.sent["logprobs"] is True
+    assert wire.sent["response_format"]["type"] == "json_schema"
+    assert result.label == "refund"
+    assert result.source == "logprobs"
+    # "ref" and "und" spell the label; the self-reported 0.9 is not used
+    assert result.confidence == pytest.approx(math.exp(-0.2231 - 0.0002))

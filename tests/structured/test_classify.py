@@ -1,19 +1,43 @@
+import math
+
 import pytest
 
 import tether
 from tether.errors import ConfigError
 from tether.structured import Classification, classify
+from tether.structured.classify import label_probability
 from tether.testing import ScriptedModel
+from tether.types import TokenLogprob
 
 LABELS = ["card_lost", "exchange_rate", "refund"]
 
 
-def test_the_local_model_always_answers_one_of_the_labels() -> None:
+def test_the_local_model_always_answers_one_of_the_labels_with_logprob_confidence() -> None:
     model = tether.model("local:smollm2")
     for text in ("My card was stolen yesterday.", "How many dollars is 10 euros?"):
         result = classify(model, text, LABELS, max_tokens=40, temperature=0)
         assert result.label in LABELS
-        assert 0 <= result.confidence <= 1
+        assert result.source == "logprobs"
+        assert 0 < result.confidence <= 1
+
+
+def test_a_model_without_logprobs_reports_its_own_confidence() -> None:
+    model = ScriptedModel('{"label": "refund", "confidence": 0.65}')
+    result = classify(model, "money back please", LABELS, strategy="repair")
+    assert (result.confidence, result.source) == (0.65, "self-reported")
+    assert model.requests[0].params.logprobs is None  # not asked of a model that may lack them
+
+
+def test_label_probability_multiplies_the_tokens_that_spell_the_label() -> None:
+    text = '{"label": "card_lost", "confidence": 0.5}'
+    pieces = ['{"', "label", '":', ' "', "card", "_lost", '",', ' "confidence', '":', " 0.5}"]
+    logprobs = [TokenLogprob(token=p, logprob=-0.1 * (i + 1)) for i, p in enumerate(pieces)]
+    assert "".join(pieces) == text
+    assert label_probability(text, "card_lost", logprobs) == pytest.approx(math.exp(-0.5 - 0.6))
+    # tokens that do not spell the text (a character split across tokens): no figure
+    broken = [*logprobs[:-1], TokenLogprob(token=" 0.5", logprob=-0.1)]
+    assert label_probability(text, "card_lost", broken) is None
+    assert label_probability(text, "refund", logprobs) is None
 
 
 def test_a_label_outside_the_set_is_sent_back_and_corrected() -> None:

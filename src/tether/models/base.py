@@ -151,6 +151,10 @@ class Model(ABC):
     def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         """Answer a Request as events, ending with a ResponseEvent."""
 
+    def capabilities(self) -> Capabilities | None:
+        """What this model accepts, where that is known (not for a chain of several)."""
+        return None
+
     async def agenerate(self, prompt: Prompt, **params: Any) -> Response:
         """Generate a response. Keyword arguments: system, tools, and any Params field."""
         return await self.request(build_request(prompt, **params))
@@ -183,6 +187,9 @@ class Wrapper(Model):
 
     def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         return self.inner.request_stream(request)
+
+    def capabilities(self) -> Capabilities | None:
+        return self.inner.capabilities()
 
 
 class Provider(ABC):
@@ -238,6 +245,9 @@ class ProviderModel(Model):
         self.id = provider.model_id
         self._price = pricing if pricing is not None else provider.price()
 
+    def capabilities(self) -> Capabilities:
+        return self.provider.capabilities()
+
     async def _prepare(self, request: Request) -> None:
         check_request(request, self.provider.capabilities(), self.id)
         await self.provider.check_context(request)
@@ -256,6 +266,10 @@ class ProviderModel(Model):
 
     async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         await self._prepare(request)
+        if request.params.logprobs is not None:
+            raise UnsupportedParameter(
+                f"{self.id}: logprobs come with a whole response; use generate(), not stream()"
+            )
         started = time.perf_counter()
         acc = Accumulator()
         async with closing(self.provider.stream(request)) as events:

@@ -31,7 +31,14 @@ from tether.errors import (
 )
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
-from tether.models.local_grammar import grammar_for, install, keep_count
+from tether.models.local_sampling import (
+    BestFirstGrammar,
+    LogprobRecorder,
+    after_penalties,
+    grammar_for,
+    insert,
+    keep_count,
+)
 from tether.types import (
     FinishEvent,
     FinishReason,
@@ -42,6 +49,7 @@ from tether.types import (
     StreamEvent,
     TextDelta,
     TextPart,
+    TokenLogprob,
     ToolCallDelta,
     ToolCallPart,
     Usage,
@@ -69,7 +77,9 @@ EMBEDDED = {
 }
 
 CAPABILITIES = Capabilities(
-    params=frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice"}),
+    params=frozenset(
+        {"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "logprobs"}
+    ),
     tools=True,
     json_schema=True,  # a grammar built from the schema: valid by construction
     tool_choice=frozenset({"none", "named"}),
@@ -186,8 +196,10 @@ def _counting_llama() -> Any:
     llama-cpp-python reports usage only on non-streamed completions; counting in
     ``generate`` gives the same figures (end-of-generation tokens are not counted). Setting
     ``stop`` ends the generation before its next token, as if it had reached max_tokens:
-    that is how a cancelled call frees the model at once. A grammar is applied best
-    candidates first (tether.models.local_grammar): same tokens, less work per step.
+    that is how a cancelled call frees the model at once. Its sampler chain gets tether's
+    samplers (tether.models.local_sampling): a grammar applied best candidates first (same
+    tokens, less work per step), and, while ``record_logprobs`` is set, a recorder of each
+    token's log-probability with that many alternatives.
     """
     from llama_cpp import Llama
     from llama_cpp import llama_cpp as capi
@@ -196,7 +208,9 @@ def _counting_llama() -> Any:
         last_prompt_tokens = 0
         last_completion_tokens = 0
         stop: threading.Event | None = None
-        best_first: Any = None  # the last grammar sampler installed, for its counters
+        record_logprobs: int | None = None
+        best_first: BestFirstGrammar | None = None  # the last ones installed, for reading
+        recorder: LogprobRecorder | None = None
 
         def _init_sampler(  # type: ignore[override]
             self, grammar: Any = None, **kwargs: Any
@@ -210,9 +224,14 @@ def _counting_llama() -> Any:
                     self._n_vocab,
                 )
             if keep is None:
-                return super()._init_sampler(grammar=grammar, **kwargs)
-            sampler = super()._init_sampler(**kwargs)
-            self.best_first = install(sampler, self._model.vocab, grammar, keep)
+                sampler = super()._init_sampler(grammar=grammar, **kwargs)
+            else:
+                sampler = super()._init_sampler(**kwargs)
+                self.best_first = BestFirstGrammar(self._model.vocab, grammar, keep)
+                insert(sampler, after_penalties(sampler), self.best_first)
+            if self.record_logprobs is not None:
+                self.recorder = LogprobRecorder(self.record_logprobs)
+                insert(sampler, 0, self.recorder)
             return sampler
 
         def generate(  # type: ignore[override]
@@ -316,20 +335,24 @@ class LocalProvider(Provider):
         loaded = await asyncio.to_thread(self.model)
         args = self._arguments(request)
 
-        def complete(stop: threading.Event) -> Any:
-            loaded.llama.stop = stop
+        def complete(stop: threading.Event) -> tuple[Any, list[TokenLogprob] | None]:
+            llama = loaded.llama
+            llama.stop, llama.record_logprobs, llama.recorder = stop, request.params.logprobs, None
             try:
-                return loaded.llama.create_chat_completion(**args)
+                result = llama.create_chat_completion(**args)
+                return result, _logprobs(llama)
             finally:
-                loaded.llama.stop = None
+                llama.stop, llama.record_logprobs = None, None
 
         try:
-            result = await call_in_thread(complete, loaded.thread)
+            result, logprobs = await call_in_thread(complete, loaded.thread)
         except TetherError:
             raise
         except Exception as exc:
             raise map_error(exc, self.model_id) from exc
-        return self._response(result)
+        response = self._response(result)
+        response.logprobs = logprobs
+        return response
 
     def _response(self, result: dict[str, Any]) -> Response:
         choice = result["choices"][0]
@@ -365,6 +388,29 @@ class LocalProvider(Provider):
         except Exception as exc:
             raise map_error(exc, self.model_id) from exc
         yield reader.finish()
+
+
+def _logprobs(llama: Any) -> list[TokenLogprob] | None:
+    """What the recorder kept of the last generation, as text (end-of-generation left out)."""
+    recorder = llama.recorder
+    if recorder is None:
+        return None
+    vocab = llama._model.vocab
+
+    def text(token: int) -> str:
+        return str(llama.detokenize([token], special=True).decode("utf-8", errors="replace"))
+
+    return [
+        TokenLogprob(token=text(token), logprob=logprob, top=[(text(t), lp) for t, lp in top])
+        for token, logprob, top in recorder.records
+        if not _is_eog(vocab, token)
+    ]
+
+
+def _is_eog(vocab: Any, token: int) -> bool:
+    from llama_cpp import llama_cpp as capi
+
+    return bool(capi.llama_vocab_is_eog(vocab, token))
 
 
 class _ChunkReader:

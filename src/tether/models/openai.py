@@ -37,6 +37,7 @@ from tether.types import (
     StreamEvent,
     TextDelta,
     TextPart,
+    TokenLogprob,
     ToolCallDelta,
     ToolCallPart,
     Usage,
@@ -94,7 +95,10 @@ def strict_schema(schema: Any) -> Any:
 def official_capabilities(name: str) -> Capabilities:
     reasoning = name.startswith(REASONING_PREFIXES)
     window = next((w for p, w in CONTEXT_WINDOWS.items() if name.startswith(p)), None)
-    params = BASE_PARAMS - {"temperature", "top_p", "stop"} if reasoning else BASE_PARAMS
+    if reasoning:
+        params = BASE_PARAMS - {"temperature", "top_p", "stop"}
+    else:
+        params = BASE_PARAMS | {"logprobs"}
     note = "reasoning models fix sampling; use reasoning_budget instead"
     return Capabilities(
         params=params,
@@ -102,7 +106,12 @@ def official_capabilities(name: str) -> Capabilities:
         vision=True,
         json_schema=True,
         context_window=window,
-        notes={"temperature": note, "top_p": note, "stop": "reasoning models take no stop"},
+        notes={
+            "temperature": note,
+            "top_p": note,
+            "stop": "reasoning models take no stop",
+            "logprobs": "reasoning models return no logprobs",
+        },
     )
 
 
@@ -178,6 +187,10 @@ class OpenAIProvider(Provider):
             args[key] = params.max_tokens
         if params.reasoning_budget is not None:
             args["reasoning_effort"] = reasoning_effort(params.reasoning_budget)
+        if params.logprobs is not None:
+            args["logprobs"] = True
+            if params.logprobs:
+                args["top_logprobs"] = params.logprobs
         if request.tools:
             args["tools"] = tool_definitions(request.tools)
         if params.tool_choice is not None:
@@ -267,6 +280,11 @@ def usage_from(data: dict[str, Any]) -> Usage:
     )
 
 
+def token_logprob(entry: dict[str, Any]) -> TokenLogprob:
+    top = [(alt["token"], alt["logprob"]) for alt in entry.get("top_logprobs") or []]
+    return TokenLogprob(token=entry["token"], logprob=entry["logprob"], top=top)
+
+
 def from_openai(data: dict[str, Any], model_id: str) -> Response:
     """A Chat Completions response (as a dict) as a tether Response."""
     if not data.get("choices"):
@@ -293,10 +311,12 @@ def from_openai(data: dict[str, Any], model_id: str) -> Response:
                 arguments=function.get("arguments") or "{}",
             )
         )
+    logprobs = (choice.get("logprobs") or {}).get("content")
     return Response(
         message=Message(role="assistant", content=parts),
         finish_reason=finish,
         usage=usage_from(data.get("usage") or {}),
+        logprobs=[token_logprob(entry) for entry in logprobs] if logprobs is not None else None,
         model=model_id,
         provider_id=data.get("id"),
     )

@@ -1,13 +1,15 @@
 """Classification on top of structured outputs: one label from a fixed set, with confidence.
 
 The label is constrained to the set (an enum in the schema: a grammar for local models, a
-strict schema for OpenAI), so the answer is always one of the labels. Confidence is
-self-reported by the model, between 0 and 1: callers route or escalate on it
+strict schema for OpenAI), so the answer is always one of the labels. Confidence, between 0
+and 1, is the probability the model gave the label's tokens where it returns log-probabilities
+(local models, OpenAI's), else the model's own figure: callers route or escalate on it
 (``if result.confidence < 0.6: ask a bigger model``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -16,12 +18,34 @@ from pydantic import BaseModel, Field, create_model
 from tether import _sync
 from tether.errors import ConfigError
 from tether.models.base import Model
-from tether.structured.generate import Strategy, agenerate
+from tether.structured.generate import Strategy, agenerate_with_response
+from tether.types import TokenLogprob
 
 
 class Classification(BaseModel):
     label: str
     confidence: float = Field(ge=0, le=1)
+    source: Literal["logprobs", "self-reported"] = "self-reported"
+
+
+def label_probability(text: str, label: str, logprobs: Sequence[TokenLogprob]) -> float | None:
+    """The probability of the tokens that spell ``label`` as the answer's "label" value, or
+    None when the tokens cannot be lined up with the text."""
+    if "".join(t.token for t in logprobs) != text:
+        return None
+    key = text.find('"label"')
+    colon = text.find(":", key) if key >= 0 else -1
+    start = text.find('"', colon + 1) + 1 if colon >= 0 else 0
+    end = start + len(label)
+    if start <= 0 or text[start:end] != label:
+        return None
+    total, offset, seen = 0.0, 0, False
+    for token in logprobs:
+        first, offset = offset, offset + len(token.token)
+        if offset > start and first < end:
+            total += token.logprob
+            seen = True
+    return math.exp(total) if seen else None
 
 
 def _answer_model(labels: Sequence[str]) -> type[BaseModel]:
@@ -55,15 +79,24 @@ async def aclassify(
     strategy: Strategy = "auto",
     **params: Any,
 ) -> Classification:
-    """The label that fits ``text`` best, with the model's confidence in it."""
-    answer = await agenerate(
+    """The label that fits ``text`` best, with the model's confidence in it: from its
+    log-probabilities where the model returns them, else self-reported."""
+    capabilities = model.capabilities()
+    if capabilities is not None and "logprobs" in capabilities.params:
+        params.setdefault("logprobs", 0)
+    answer, response = await agenerate_with_response(
         model,
         _prompt(text, labels, instructions),
         _answer_model(labels),
         strategy=strategy,
         **params,
     )
-    return Classification.model_validate(answer.model_dump())
+    result = Classification.model_validate(answer.model_dump())
+    if response.logprobs:
+        found = label_probability(response.text, result.label, response.logprobs)
+        if found is not None:
+            result.confidence, result.source = found, "logprobs"
+    return result
 
 
 def classify(

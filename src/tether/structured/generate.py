@@ -110,6 +110,22 @@ async def agenerate(
     (with every error, the last text and the usage of all attempts), OutputInvalid at once
     when max_tokens cuts the answer, Refused when the model declines, and
     UnsupportedParameter when ``native``/``grammar`` is asked of a model without it."""
+    found, _ = await agenerate_with_response(
+        model, prompt, output, strategy=strategy, attempts=attempts, **params
+    )
+    return found
+
+
+async def agenerate_with_response(
+    model: Model,
+    prompt: Prompt,
+    output: type[T],
+    *,
+    strategy: Strategy = "auto",
+    attempts: int = 3,
+    **params: Any,
+) -> tuple[T, Response]:
+    """As agenerate, with the Response the object came from (its logprobs, say)."""
     base = build_request(prompt, **params)
     request = request_for(base, output, "repair" if strategy == "repair" else "native")
     errors: list[str] = []
@@ -131,7 +147,7 @@ async def agenerate(
             ) from exc
         usage += response.usage
         try:
-            return parse(response.text, output)
+            return parse(response.text, output), response
         except ValueError as exc:  # bad JSON or a failed validation: say so, try again
             found = error_lines(exc)
             errors += [f"attempt {number}: {e}" for e in found]

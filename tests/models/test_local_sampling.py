@@ -8,7 +8,7 @@ import pytest
 from llama_cpp import Llama
 
 from tether.models.local import load, resolve_path
-from tether.models.local_grammar import FIRST_LOOK, grammar_for, keep_count
+from tether.models.local_sampling import FIRST_LOOK, grammar_for, keep_count
 
 RECEIPT = {
     "type": "object",
@@ -131,3 +131,71 @@ def test_properties_come_in_the_schemas_order() -> None:
     assert allows(schema, "{", ' "')
     assert allows(schema, '{ "', "z")
     assert not allows(schema, '{ "', "alpha")
+
+
+# -- log-probabilities -------------------------------------------------------------------------
+
+
+def test_logprobs_match_llama_cpps_own_with_every_logit_kept() -> None:
+    import math
+
+    import tether
+
+    prompt = "Is the sky blue? Answer yes or no."
+    response = tether.model("local:smollm2").generate(
+        prompt, max_tokens=6, temperature=0, logprobs=3
+    )
+    assert response.logprobs is not None
+    assert len(response.logprobs) == response.usage.output_tokens
+    assert "".join(t.token for t in response.logprobs) == response.text
+    for step in response.logprobs:
+        assert step.logprob <= 0
+        assert len(step.top) == 3
+        assert [lp for _, lp in step.top] == sorted((lp for _, lp in step.top), reverse=True)
+    first = response.logprobs[0]
+    assert first.top[0] == (first.token, first.logprob)  # greedy, no penalty yet: the best
+
+    # llama-cpp-python's own log-probabilities need a model that keeps every position's logits
+    reference = Llama(
+        model_path=str(resolve_path("smollm2")), n_ctx=2048, logits_all=True, verbose=False
+    )
+    theirs = reference.create_chat_completion(
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=1,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=3,
+    )["choices"][0]["logprobs"]["content"][0]
+    assert theirs["token"] == first.token
+    assert math.isclose(theirs["logprob"], first.logprob, abs_tol=1e-3)
+
+
+def test_no_logprobs_unless_asked_and_none_in_streams() -> None:
+    import tether
+    from tether.errors import UnsupportedParameter
+
+    model = tether.model("local:smollm2")
+    assert model.generate("Hi", max_tokens=3).logprobs is None
+    with pytest.raises(UnsupportedParameter, match="use generate"):
+        list(model.stream("Hi", max_tokens=3, logprobs=1))
+
+
+def test_logprobs_with_a_grammar_keep_the_grammars_output() -> None:
+    import tether
+    from tether.types import OutputSchema, Request
+
+    model = tether.model("local:smollm2")
+    output = OutputSchema(name="R", schema=RECEIPT)
+    plain = Request.model_validate(
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": TEXT}]}]}
+    )
+    asked = plain.model_copy(update={"output": output})
+    params = {"max_tokens": 40, "temperature": 0}
+    llama = load(resolve_path("smollm2"), 2048, None).llama
+    llama.reset()  # each call evaluates the whole prompt: a cached prefix moves logits a little
+    without = model.generate(asked, **params)
+    llama.reset()
+    with_logprobs = model.generate(asked, logprobs=2, **params)
+    assert with_logprobs.text == without.text  # recording changes nothing
+    assert with_logprobs.logprobs is not None
+    assert "".join(t.token for t in with_logprobs.logprobs) == with_logprobs.text
