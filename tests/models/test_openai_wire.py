@@ -731,3 +731,29 @@ async def test_classify_takes_its_confidence_from_the_label_tokens(
     assert result.source == "logprobs"
     # "ref" and "und" spell the label; the self-reported 0.9 is not used
     assert result.confidence == pytest.approx(math.exp(-0.2231 - 0.0002))
+
+
+async def test_structured_output_streams_its_fields_then_the_object(
+    openai_model: ModelFactory,
+) -> None:
+    from pydantic import BaseModel
+
+    from tether.structured import astream
+
+    class Receipt(BaseModel):
+        company: str
+        date: str
+        total: float
+
+    wire = Wire(streamed("stream_output.sse"))
+    items = [item async for item in astream(openai_model(wire), "Extract it", Receipt)]
+    *partials, final = items
+    assert final == Receipt(company="ACME SDN BHD", date="12/03/2018", total=45.6)
+    assert partials == [
+        {"company": "ACME SDN BHD"},
+        {"company": "ACME SDN BHD", "date": "12/03/2018"},
+        {"company": "ACME SDN BHD", "date": "12/03/2018", "total": 45.6},
+    ]
+    assert wire.sent["stream"] is True
+    spec = wire.sent["response_format"]["json_schema"]
+    assert spec["strict"] is True and spec["schema"]["additionalProperties"] is False
