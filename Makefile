@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tether demo
 
-$(TIKTOKEN_CACHE): scripts/tiktoken_cache.py $(STAMP)
+$(TIKTOKEN_CACHE): scripts/tiktoken_cache.py | $(STAMP)
 	$(BIN)/python scripts/tiktoken_cache.py $(dir $@)
 	touch $@
 

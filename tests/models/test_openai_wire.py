@@ -729,8 +729,8 @@ async def test_classify_takes_its_confidence_from_the_label_tokens(
     assert wire.sent["response_format"]["type"] == "json_schema"
     assert result.label == "refund"
     assert result.source == "logprobs"
-    # "ref" and "und" spell the label; the self-reported 0.9 is not used
-    assert result.confidence == pytest.approx(math.exp(-0.2231 - 0.0002))
+    # "ref" and "und" spell the label, '","' closes it; the self-reported 0.9 is not used
+    assert result.confidence == pytest.approx(math.exp(-0.2231 - 0.0002 - 0.00003))
 
 
 async def test_structured_output_streams_its_fields_then_the_object(

@@ -315,6 +315,7 @@ def test_an_explicit_output_overrides_the_file(schemas: None) -> None:
     [
         ("Person", "write it as package.module:Class"),
         ("no_such_module:Person", "cannot be imported"),
+        (".schemas:Person", "cannot be imported"),
         ("app_schemas:Nobody", "cannot be imported"),
         ("app_schemas:NOT_A_MODEL", "not a Pydantic model class"),
     ],

@@ -33,7 +33,10 @@ def test_label_probability_multiplies_the_tokens_that_spell_the_label() -> None:
     pieces = ['{"', "label", '":', ' "', "card", "_lost", '",', ' "confidence', '":', " 0.5}"]
     logprobs = [TokenLogprob(token=p, logprob=-0.1 * (i + 1)) for i, p in enumerate(pieces)]
     assert "".join(pieces) == text
-    assert label_probability(text, "card_lost", logprobs) == pytest.approx(math.exp(-0.5 - 0.6))
+    # "card", "_lost" and '",' (the closing quote: the label ends there)
+    assert label_probability(text, "card_lost", logprobs) == pytest.approx(
+        math.exp(-0.5 - 0.6 - 0.7)
+    )
     # tokens that do not spell the text (a character split across tokens): no figure
     broken = [*logprobs[:-1], TokenLogprob(token=" 0.5", logprob=-0.1)]
     assert label_probability(text, "card_lost", broken) is None
@@ -62,3 +65,13 @@ def test_fewer_than_two_distinct_labels_is_a_config_error() -> None:
         classify(ScriptedModel(), "x", ["only"])
     with pytest.raises(ConfigError):
         classify(ScriptedModel(), "x", ["a", "a"])
+
+
+def test_a_label_that_starts_another_counts_the_choice_to_stop() -> None:
+    text = '{"label": "card", "confidence": 0.5}'
+    pieces = ['{"label": "', "card", '", "confidence": 0.5}']
+    logprobs = [
+        TokenLogprob(token=p, logprob=lp) for p, lp in zip(pieces, [0.0, -0.1, -1.2], strict=True)
+    ]
+    # after "card" the model could have gone on to "card_lost": that choice is in the figure
+    assert label_probability(text, "card", logprobs) == pytest.approx(math.exp(-0.1 - 1.2))

@@ -340,7 +340,8 @@ class LocalProvider(Provider):
             llama.stop, llama.record_logprobs, llama.recorder = stop, request.params.logprobs, None
             try:
                 result = llama.create_chat_completion(**args)
-                return result, _logprobs(llama)
+                text = result["choices"][0]["message"].get("content") or ""
+                return result, _logprobs(llama, text)
             finally:
                 llama.stop, llama.record_logprobs = None, None
 
@@ -390,21 +391,43 @@ class LocalProvider(Provider):
         yield reader.finish()
 
 
-def _logprobs(llama: Any) -> list[TokenLogprob] | None:
-    """What the recorder kept of the last generation, as text (end-of-generation left out)."""
+def _logprobs(llama: Any, text: str) -> list[TokenLogprob] | None:
+    """What the recorder kept of the last generation, lined up with the answer's ``text``: a
+    character split over several tokens is one entry (their log-probabilities summed), and
+    tokens past the text (cut by a stop string, or end-of-generation) are left out."""
     recorder = llama.recorder
     if recorder is None:
         return None
     vocab = llama._model.vocab
 
-    def text(token: int) -> str:
-        return str(llama.detokenize([token], special=True).decode("utf-8", errors="replace"))
+    def piece(token: int) -> bytes:
+        return bytes(llama.detokenize([token], special=True))
 
-    return [
-        TokenLogprob(token=text(token), logprob=logprob, top=[(text(t), lp) for t, lp in top])
-        for token, logprob, top in recorder.records
-        if not _is_eog(vocab, token)
-    ]
+    entries: list[TokenLogprob] = []
+    pending, pending_logprob = b"", 0.0
+    pending_top: list[tuple[int, float]] | None = None
+    for token, logprob, top in recorder.records:
+        if _is_eog(vocab, token):
+            continue
+        pending += piece(token)
+        pending_logprob += logprob
+        pending_top = top if pending_top is None else pending_top
+        try:
+            spelled = pending.decode("utf-8")
+        except UnicodeDecodeError:
+            if len(pending) < 4:
+                continue  # a character's first bytes: its last ones are still to come
+            spelled = pending.decode("utf-8", errors="replace")
+        alternatives = [(piece(t).decode("utf-8", errors="replace"), lp) for t, lp in pending_top]
+        entries.append(TokenLogprob(token=spelled, logprob=pending_logprob, top=alternatives))
+        pending, pending_logprob, pending_top = b"", 0.0, None
+    kept, length = [], 0
+    for entry in entries:
+        if length >= len(text):
+            break
+        kept.append(entry)
+        length += len(entry.token)
+    return kept
 
 
 def _is_eog(vocab: Any, token: int) -> bool:

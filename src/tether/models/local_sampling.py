@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import weakref
 from functools import cache
 from typing import Any, cast
 
@@ -84,12 +85,28 @@ class PythonSampler:
         self.dtype = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)])
         assert self.dtype.itemsize == ctypes.sizeof(capi.llama_token_data)
         iface = capi.llama_sampler_i()
-        # The callbacks are kept on self: llama.cpp holds bare pointers to them.
+        # The callbacks are kept on self, as llama.cpp holds bare pointers to them, and reach
+        # self weakly, so a sampler is freed as soon as its chain lets go of it.
+        me = weakref.ref(self)
+
+        def apply(_smpl: Any, cur_p: Any) -> None:
+            if (sampler := me()) is not None:
+                sampler.apply(cur_p)
+
+        def accept(_smpl: Any, token: int) -> None:
+            if (sampler := me()) is not None:
+                sampler.accept(token)
+
+        def reset(_smpl: Any) -> None:
+            if (sampler := me()) is not None:
+                sampler.reset()
+
+        name = self.name
         self._callbacks = (
-            capi.llama_sampler_i_name(lambda _smpl: self.name),
-            capi.llama_sampler_i_accept(lambda _smpl, token: self.accept(token)),
-            capi.llama_sampler_i_apply(lambda _smpl, cur_p: self.apply(cur_p)),
-            capi.llama_sampler_i_reset(lambda _smpl: self.reset()),
+            capi.llama_sampler_i_name(lambda _smpl: name),
+            capi.llama_sampler_i_accept(accept),
+            capi.llama_sampler_i_apply(apply),
+            capi.llama_sampler_i_reset(reset),
         )
         iface.name, iface.accept, iface.apply, iface.reset = self._callbacks
         self._iface = iface
@@ -150,6 +167,12 @@ class BestFirstGrammar(PythonSampler):
         self.capi.llama_sampler_reset(self.grammar)
 
     def apply(self, cur_p: Any) -> None:
+        try:
+            self._apply_best_first(cur_p)
+        except Exception:  # ctypes would swallow it, leaving the step unconstrained
+            self.capi.llama_sampler_apply(self.grammar, cur_p)
+
+    def _apply_best_first(self, cur_p: Any) -> None:
         import numpy as np
 
         self.steps += 1
@@ -158,6 +181,7 @@ class BestFirstGrammar(PythonSampler):
         logits = view["logit"]
         look = min(FIRST_LOOK, size)
         best = np.argpartition(-logits, look - 1)[:look] if look < size else np.arange(size)
+        best.sort()  # equal logits in array order, as llama.cpp's greedy sampler breaks ties
         best = best[np.argsort(-logits[best], kind="stable")]
         self._probe_ids[:look] = view["id"][best]
         self._probe_logits[:look] = logits[best]
@@ -249,8 +273,10 @@ def after_penalties(sampler: Any) -> int:
     from llama_cpp import llama_cpp as capi
 
     chain = sampler.sampler
-    names = [
-        capi.llama_sampler_name(capi.llama_sampler_chain_get(chain, i))
-        for i in range(capi.llama_sampler_chain_n(chain))
-    ]
-    return names.index(b"penalties") + 1 if b"penalties" in names else 0
+    python_samplers = {index for index, _ in sampler.custom_samplers}  # they may have no name
+    for index in range(capi.llama_sampler_chain_n(chain)):
+        if index in python_samplers:
+            continue
+        if capi.llama_sampler_name(capi.llama_sampler_chain_get(chain, index)) == b"penalties":
+            return index + 1
+    return 0

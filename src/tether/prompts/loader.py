@@ -74,7 +74,7 @@ class Prompt:
             found: Any = importlib.import_module(module_name)
             for part in attribute.split("."):
                 found = getattr(found, part)
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # not found, a relative name, or the module failing to import
             raise PromptError(
                 f"{self.path}: output {reference!r} cannot be imported ({exc})"
             ) from exc

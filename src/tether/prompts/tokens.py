@@ -151,7 +151,7 @@ class EndpointCounter:
 
         try:
             counted = run(self.provider.count_tokens(list(messages)))
-        except ProviderError as exc:
+        except (ProviderError, RuntimeError) as exc:  # RuntimeError: called on tether's loop
             warnings.warn(
                 f"{self.provider.model_id}: the token count endpoint failed ({exc}); the "
                 "context was fitted by tether's estimate",

@@ -29,15 +29,16 @@ class Classification(BaseModel):
 
 
 def label_probability(text: str, label: str, logprobs: Sequence[TokenLogprob]) -> float | None:
-    """The probability of the tokens that spell ``label`` as the answer's "label" value, or
-    None when the tokens cannot be lined up with the text."""
+    """The probability of the tokens that spell ``label`` as the answer's "label" value, up to
+    and including its closing quote (where the model chose "card" over "card_lost"), or None
+    when the tokens cannot be lined up with the text."""
     if "".join(t.token for t in logprobs) != text:
         return None
     key = text.find('"label"')
     colon = text.find(":", key) if key >= 0 else -1
     start = text.find('"', colon + 1) + 1 if colon >= 0 else 0
-    end = start + len(label)
-    if start <= 0 or text[start:end] != label:
+    end = start + len(label) + 1  # the closing quote
+    if start <= 0 or text[start:end] != f'{label}"':
         return None
     total, offset, seen = 0.0, 0, False
     for token in logprobs:
