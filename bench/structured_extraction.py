@@ -516,7 +516,8 @@ def main() -> int:
         "warm-up (first receipt, once each): "
         + ", ".join(f"{n} {s:.1f} s" for n, s in run["warmup"].items()),
         f"wall time of the benchmark: {time.perf_counter() - started:.1f} s "
-        f"({args.workers} worker process(es), llama.cpp threads {args.threads or 'default'})",
+        f"({args.workers} worker process(es), llama.cpp threads "
+        f"{args.threads or (1 if args.workers > 1 else 'default')})",
     ]
     common.print_table(f"{NAME}: tether strategies vs the unconstrained baseline", rows, notes)
     common.write_result(
