@@ -1015,3 +1015,22 @@ async def test_the_count_endpoint_works_from_async_code(fake: Callable[..., Fake
     endpoint = fake(httpx2.Response(200, json={"input_tokens": 17}))
     ctx = Context(100, model=f"anthropic:{MODEL}", counter=EndpointCounter(endpoint.provider()))
     assert ctx.system("Be brief.").question("Hi?").build().tokens == 17  # on the caller's loop
+
+
+async def test_classify_through_the_forced_tool_reports_its_own_confidence(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    from tether.structured import aclassify
+
+    body = json.loads((FIXTURES / "message_output.json").read_text())
+    body["content"][0]["name"] = "Classification"
+    body["content"][0]["input"] = {"label": "refund", "confidence": 0.72}
+
+    def check(sent: dict[str, Any]) -> None:
+        assert sent["tool_choice"] == {"type": "tool", "name": "Classification"}
+        labels = sent["tools"][0]["input_schema"]["properties"]["label"]["enum"]
+        assert labels == ["card_lost", "refund"]
+
+    endpoint = fake(httpx2.Response(200, json=body), check=check)
+    result = await aclassify(endpoint.model(), "money back please", ["card_lost", "refund"])
+    assert (result.label, result.confidence, result.source) == ("refund", 0.72, "self-reported")
