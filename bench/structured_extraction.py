@@ -438,7 +438,44 @@ def rows_for(figures: dict[str, dict[str, Any]], settings: str) -> list[Row]:
                     passed=None,
                 )
             )
+    if PEER in figures:  # tether's grammar strategy against the peer, same receipts
+        peer, grammar = figures[PEER], figures["grammar"]
+        for case, key, unit, scale, fmt in (
+            ("schema-valid rate", "valid", "%", 100, ".1f"),
+            ("mean latency per receipt", "mean_latency_s", "s", 1, ".2f"),
+            ("output tokens/s, all time", "tokens_per_s", "tok/s", 1, ".1f"),
+        ):
+            rows.append(
+                Row(
+                    case=f"grammar vs {PEER}: {case}",
+                    settings=settings,
+                    tether=scale * grammar[key],
+                    anchor=scale * peer[key],
+                    unit=unit,
+                    ratio=ratio(grammar[key], peer[key]),
+                    target="-",
+                    passed=None,
+                    fmt=fmt,
+                )
+            )
     return rows
+
+
+def report(path: Path) -> int:
+    """Print the tables of a saved run (bench/results/NAME.json) again, with today's rows."""
+    saved = json.loads(path.read_text("utf-8"))
+    n, max_tokens = saved["settings"]["n"], saved["settings"]["max_tokens"]
+    receipts = load_receipts(n)
+    outcomes = {
+        name: [Outcome(**{k: v for k, v in o.items() if k != "id"}) for o in found]
+        for name, found in saved["samples"]["per_receipt"].items()
+    }
+    figures = {name: scores(found, receipts) for name, found in outcomes.items()}
+    print_strategies(f"{NAME}: SROIE, {SPLIT}, N={n}, from {path} ({saved['at']})", figures)
+    rows = rows_for(figures, f"N={n} max_tokens={max_tokens} T=0")
+    notes = [f"measured {saved['at']} at git {saved['git_revision']}; printed again from {path}"]
+    common.print_table(f"{NAME}: tether strategies vs the unconstrained baseline", rows, notes)
+    return 0
 
 
 def arguments() -> argparse.Namespace:
@@ -453,6 +490,7 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=160)
     p.add_argument("--workers", type=int, default=1, help="processes sharing the receipts")
     p.add_argument("--no-peer", action="store_true", help="leave out the Instructor peer")
+    p.add_argument("--report", type=Path, default=None, help="print a saved result again")
     p.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # I/N, for a worker
     p.add_argument("--shard-out", default=None, help=argparse.SUPPRESS)
     return p.parse_args()
@@ -460,6 +498,8 @@ def arguments() -> argparse.Namespace:
 
 def main() -> int:
     args = arguments()
+    if args.report is not None:
+        return report(args.report)
     limit = args.limit if args.limit is not None else (QUICK_LIMIT if args.quick else None)
     receipts = load_receipts(limit)
     params = {"max_tokens": args.max_tokens, "temperature": 0.0, "seed": 0}
