@@ -397,33 +397,24 @@ def rows_for(figures: dict[str, dict[str, Any]], settings: str) -> list[Row]:
             passed=decode >= SPEED_TARGET if decode is not None else None,
         )
     )
-    for name in others:
-        rows.append(
-            Row(
-                case=f"{name}: output tokens/s, all time",
-                settings=settings,
-                tether=figures[name]["tokens_per_s"],
-                anchor=base["tokens_per_s"],
-                unit="tok/s",
-                ratio=ratio(figures[name]["tokens_per_s"], base["tokens_per_s"]),
-                target="-",
-                passed=None,
+    for case, key, unit, fmt in (
+        ("output tokens/s, all time", "tokens_per_s", "tok/s", ".1f"),
+        ("mean latency per receipt", "mean_latency_s", "s", ".2f"),
+    ):
+        for name in others:
+            rows.append(
+                Row(
+                    case=f"{name}: {case}",
+                    settings=settings,
+                    tether=figures[name][key],
+                    anchor=base[key],
+                    unit=unit,
+                    ratio=ratio(figures[name][key], base[key]),
+                    target="-",
+                    passed=None,
+                    fmt=fmt,
+                )
             )
-        )
-    for name in others:
-        rows.append(
-            Row(
-                case=f"{name}: mean latency per receipt",
-                settings=settings,
-                tether=figures[name]["mean_latency_s"],
-                anchor=base["mean_latency_s"],
-                unit="s",
-                ratio=ratio(figures[name]["mean_latency_s"], base["mean_latency_s"]),
-                target="-",
-                passed=None,
-                fmt=".2f",
-            )
-        )
     for name in others:
         for key in FIELDS:
             rows.append(
