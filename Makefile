@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/call_overhead.py
 	$(BIN)/python bench/local_generation.py
+	$(BIN)/python bench/structured_extraction.py --limit 20
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache

@@ -115,7 +115,9 @@ def recording_model(inner: Any, log: list[Any]) -> Any:
 Contender = Callable[[str], Outcome]
 
 
-def tether_contenders(model: Any, params: dict[str, Any]) -> dict[str, Contender]:
+def tether_contenders(
+    model: Any, params: dict[str, Any], grammar_max_tokens: int | None
+) -> dict[str, Contender]:
     from tether.errors import TetherError
     from tether.structured import generate
     from tether.structured.generate import parse
@@ -123,7 +125,7 @@ def tether_contenders(model: Any, params: dict[str, Any]) -> dict[str, Contender
     log: list[Any] = []
     recorded = recording_model(model, log)
 
-    def structured(strategy: str, attempts: int) -> Contender:
+    def structured(strategy: str, attempts: int, params: dict[str, Any]) -> Contender:
         def call(prompt: str) -> Outcome:
             log.clear()
             started = time.perf_counter()
@@ -155,9 +157,12 @@ def tether_contenders(model: Any, params: dict[str, Any]) -> dict[str, Contender
             fields, error = None, f"{type(exc).__name__}: {str(exc)[:160]}"
         return Outcome(seconds, response.usage.output_tokens, 1, fields, error)
 
+    # Every string in Receipt has a max_length, so the grammar itself ends the answer; a cap
+    # below the longest answer the schema allows could only cut a valid one short.
+    grammar = {**params, "max_tokens": grammar_max_tokens}
     return {
-        "grammar": structured("grammar", 1),
-        "repair": structured("repair", 2),
+        "grammar": structured("grammar", 1, grammar),
+        "repair": structured("repair", 2, params),
         "unconstrained": unconstrained,
     }
 
@@ -239,6 +244,7 @@ def measure(
 def run_here(
     receipts: list[tuple[int, dict[str, Any]]],
     params: dict[str, Any],
+    grammar_max_tokens: int | None,
     threads: int | None,
     with_peer: bool,
     label: str = "",
@@ -249,7 +255,7 @@ def run_here(
         import tether
         from tether.tracing.setup import flush
 
-        contenders = tether_contenders(tether.model("local:smollm2"), params)
+        contenders = tether_contenders(tether.model("local:smollm2"), params, grammar_max_tokens)
         if with_peer:
             with common.llama_server(threads=threads or 1) as base_url:
                 peer = PeerProcess(base_url, params)
@@ -288,6 +294,8 @@ def run_workers(
             str(out),
         ]
         command += ["--limit", str(len(receipts)), "--max-tokens", str(args.max_tokens)]
+        if args.grammar_max_tokens is not None:
+            command += ["--grammar-max-tokens", str(args.grammar_max_tokens)]
         command += ["--threads", str(args.threads or 1)] + (["--no-peer"] if args.no_peer else [])
         children.append((subprocess.Popen(command), out))
     parts = []
@@ -452,10 +460,16 @@ def rows_for(figures: dict[str, dict[str, Any]], settings: str) -> list[Row]:
     return rows
 
 
+def settings_line(n: int, max_tokens: int, grammar_max_tokens: int | None) -> str:
+    grammar = "unset" if grammar_max_tokens is None else grammar_max_tokens
+    return f"N={n} max_tokens={max_tokens} (grammar: {grammar}) T=0"
+
+
 def report(path: Path) -> int:
     """Print the tables of a saved run (bench/results/NAME.json) again, with today's rows."""
     saved = json.loads(path.read_text("utf-8"))
     n, max_tokens = saved["settings"]["n"], saved["settings"]["max_tokens"]
+    grammar_max_tokens = saved["settings"].get("grammar_max_tokens", max_tokens)
     receipts = load_receipts(n)
     outcomes = {
         name: [Outcome(**{k: v for k, v in o.items() if k != "id"}) for o in found]
@@ -463,7 +477,7 @@ def report(path: Path) -> int:
     }
     figures = {name: scores(found, receipts) for name, found in outcomes.items()}
     print_strategies(f"{NAME}: SROIE, {SPLIT}, N={n}, from {path} ({saved['at']})", figures)
-    rows = rows_for(figures, f"N={n} max_tokens={max_tokens} T=0")
+    rows = rows_for(figures, settings_line(n, max_tokens, grammar_max_tokens))
     notes = [f"measured {saved['at']} at git {saved['git_revision']}; printed again from {path}"]
     common.print_table(f"{NAME}: tether strategies vs the unconstrained baseline", rows, notes)
     return 0
@@ -478,7 +492,15 @@ def arguments() -> argparse.Namespace:
         help=f"first N receipts (default all; --quick: {QUICK_LIMIT})",
     )
     p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: its own)")
-    p.add_argument("--max-tokens", type=int, default=160)
+    p.add_argument(
+        "--max-tokens", type=int, default=160, help="cap for repair, unconstrained and the peer"
+    )
+    p.add_argument(
+        "--grammar-max-tokens",
+        type=int,
+        default=None,
+        help="cap for grammar (default none: the schema's bounded strings end its answer)",
+    )
     p.add_argument("--workers", type=int, default=1, help="processes sharing the receipts")
     p.add_argument("--no-peer", action="store_true", help="leave out the Instructor peer")
     p.add_argument("--report", type=Path, default=None, help="print a saved result again")
@@ -498,7 +520,12 @@ def main() -> int:
     if args.shard:  # a worker of --workers: its slice, its samples to a file, no table
         shard, workers = (int(x) for x in args.shard.split("/"))
         part = run_here(
-            numbered[shard::workers], params, args.threads, not args.no_peer, f"[{shard}] "
+            numbered[shard::workers],
+            params,
+            args.grammar_max_tokens,
+            args.threads,
+            not args.no_peer,
+            f"[{shard}] ",
         )
         Path(args.shard_out).write_text(json.dumps(part), "utf-8")
         return 0
@@ -511,10 +538,10 @@ def main() -> int:
     if args.workers > 1:
         run = run_workers(args.workers, receipts, args)
     else:
-        run = run_here(numbered, params, args.threads, not args.no_peer)
+        run = run_here(numbered, params, args.grammar_max_tokens, args.threads, not args.no_peer)
     outcomes = {name: [Outcome(**o) for o in found] for name, found in run["outcomes"].items()}
     figures = {name: scores(found, receipts) for name, found in outcomes.items()}
-    settings = f"N={len(receipts)} max_tokens={args.max_tokens} T=0"
+    settings = settings_line(len(receipts), args.max_tokens, args.grammar_max_tokens)
     print_strategies(
         f"{NAME}: SROIE, {SPLIT}, N={len(receipts)}, SmolLM2-135M Q4_1 (local:smollm2)",
         figures,
@@ -529,7 +556,14 @@ def main() -> int:
         "Receipt: four strings, max_length company 64, date 16, address 144, total 16 (above "
         "every gold value)",
         f"prompt: a fixed instruction + the OCR text cut to its first {OCR_CHARS} characters; "
-        f"temperature 0, seed 0, max_tokens {args.max_tokens}",
+        f"temperature 0, seed 0, max_tokens {args.max_tokens} for repair, unconstrained and "
+        "the peer (a small model asked for JSON without a grammar often runs on until the "
+        "cap); grammar: "
+        + (
+            "no cap, as its schema bounds every string, so the grammar ends the answer"
+            if args.grammar_max_tokens is None
+            else f"max_tokens {args.grammar_max_tokens}"
+        ),
         "exact match: strip, casefold, collapse whitespace; total compared as a number when "
         "both parse; an invalid answer counts as a miss; the denominator is the receipts with "
         "that gold field",
@@ -557,6 +591,7 @@ def main() -> int:
         rows,
         settings={
             **params,
+            "grammar_max_tokens": args.grammar_max_tokens,
             "threads": args.threads,
             "workers": args.workers,
             "data": str(FILE),
