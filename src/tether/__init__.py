@@ -1,7 +1,8 @@
 """tether: a toolkit for building dependable applications on foundation models.
 
 The first call is ``tether.model("local:smollm2")``: a Model with ``generate``/``stream`` and
-their async twins ``agenerate``/``astream``. Names load lazily so ``import tether`` stays fast.
+their async twins ``agenerate``/``astream``; ``tether.extract`` and ``tether.classify`` give
+validated objects. Names load lazily so ``import tether`` stays fast.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ _EXPORTS = {
     "InputRejected": "tether.errors",
     "prompt": "tether.prompts",
     "Prompt": "tether.prompts",
+    "extract": "tether.structured.extract",
+    "aextract": "tether.structured.extract",
+    "classify": "tether.structured.classify",
+    "aclassify": "tether.structured.classify",
+    "Classification": "tether.structured.classify",
 }
 
 __all__ = [
@@ -58,6 +64,7 @@ __all__ = [
     "BadRequest",
     "BudgetExceeded",
     "CassetteMiss",
+    "Classification",
     "ConfigError",
     "ContextTooLong",
     "FinishEvent",
@@ -88,6 +95,10 @@ __all__ = [
     "UnsupportedParameter",
     "Usage",
     "UsageEvent",
+    "aclassify",
+    "aextract",
+    "classify",
+    "extract",
     "load_settings",
     "model",
     "prompt",
@@ -119,6 +130,8 @@ if TYPE_CHECKING:
     from tether.models.base import Model
     from tether.models.registry import model
     from tether.prompts import Prompt, prompt
+    from tether.structured.classify import Classification, aclassify, classify
+    from tether.structured.extract import aextract, extract
     from tether.types import (
         FinishEvent,
         Message,

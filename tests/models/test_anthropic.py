@@ -1032,5 +1032,5 @@ async def test_classify_through_the_forced_tool_reports_its_own_confidence(
         assert labels == ["card_lost", "refund"]
 
     endpoint = fake(httpx2.Response(200, json=body), check=check)
-    result = await aclassify(endpoint.model(), "money back please", ["card_lost", "refund"])
+    result = await aclassify("money back please", ["card_lost", "refund"], model=endpoint.model())
     assert (result.label, result.confidence, result.source) == ("refund", 0.72, "self-reported")

@@ -724,7 +724,7 @@ async def test_classify_takes_its_confidence_from_the_label_tokens(
     from tether.structured import aclassify
 
     wire = Wire(recorded("completion_logprobs.json"))
-    result = await aclassify(openai_model(wire), "refund please", ["card_lost", "refund"])
+    result = await aclassify("refund please", ["card_lost", "refund"], model=openai_model(wire))
     assert wire.sent["logprobs"] is True
     assert wire.sent["response_format"]["type"] == "json_schema"
     assert result.label == "refund"

@@ -15,7 +15,7 @@ LABELS = ["card_lost", "exchange_rate", "refund"]
 def test_the_local_model_always_answers_one_of_the_labels_with_logprob_confidence() -> None:
     model = tether.model("local:smollm2")
     for text in ("My card was stolen yesterday.", "How many dollars is 10 euros?"):
-        result = classify(model, text, LABELS, max_tokens=40, temperature=0)
+        result = classify(text, LABELS, model=model, max_tokens=40, temperature=0)
         assert result.label in LABELS
         assert result.source == "logprobs"
         assert 0 < result.confidence <= 1
@@ -23,7 +23,7 @@ def test_the_local_model_always_answers_one_of_the_labels_with_logprob_confidenc
 
 def test_a_model_without_logprobs_reports_its_own_confidence() -> None:
     model = ScriptedModel('{"label": "refund", "confidence": 0.65}')
-    result = classify(model, "money back please", LABELS, strategy="repair")
+    result = classify("money back please", LABELS, model=model, strategy="repair")
     assert (result.confidence, result.source) == (0.65, "self-reported")
     assert model.requests[0].params.logprobs is None  # not asked of a model that may lack them
 
@@ -48,7 +48,7 @@ def test_a_label_outside_the_set_is_sent_back_and_corrected() -> None:
         '{"label": "lost_card", "confidence": 0.9}',
         '{"label": "card_lost", "confidence": 0.8}',
     )
-    result = classify(model, "stolen card", LABELS, strategy="repair")
+    result = classify("stolen card", LABELS, model=model, strategy="repair")
     assert result == Classification(label="card_lost", confidence=0.8)
     assert "card_lost" in model.requests[1].messages[-1].text  # the allowed labels, quoted
 
@@ -57,14 +57,14 @@ def test_confidence_outside_0_to_1_is_rejected_and_retried() -> None:
     model = ScriptedModel(
         '{"label": "refund", "confidence": 7}', '{"label": "refund", "confidence": 0.7}'
     )
-    assert classify(model, "money back please", LABELS, strategy="repair").confidence == 0.7
+    assert classify("money back please", LABELS, model=model, strategy="repair").confidence == 0.7
 
 
 def test_fewer_than_two_distinct_labels_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="two or more distinct labels"):
-        classify(ScriptedModel(), "x", ["only"])
+        classify("x", ["only"], model=ScriptedModel())
     with pytest.raises(ConfigError):
-        classify(ScriptedModel(), "x", ["a", "a"])
+        classify("x", ["a", "a"], model=ScriptedModel())
 
 
 def test_a_label_that_starts_another_counts_the_choice_to_stop() -> None:

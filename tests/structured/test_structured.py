@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Literal
 
 import httpx2
@@ -11,7 +12,7 @@ from pydantic import BaseModel, Field
 
 import tether
 import tether.structured
-from tether.errors import OutputInvalid, Refused, UnsupportedParameter
+from tether.errors import ConfigError, ModelNotFound, OutputInvalid, Refused, UnsupportedParameter
 from tether.models.base import ProviderModel
 from tether.models.openai import OpenAIProvider
 from tether.structured import generate
@@ -122,8 +123,6 @@ def test_auto_falls_back_to_repair_with_a_warning() -> None:
 
 
 def test_native_on_a_model_without_it_is_a_clear_error(project: object) -> None:
-    from pathlib import Path
-
     Path("tether.toml").write_text('[endpoints.box]\nbase_url = "http://127.0.0.1:9/v1"\n')
     with pytest.raises(UnsupportedParameter, match="json_schema = true"):
         generate(tether.model("box:any"), RECEIPT, Receipt, strategy="native")
@@ -165,3 +164,48 @@ async def test_openai_native_sends_a_strict_json_schema(monkeypatch: pytest.Monk
     assert spec["schema"]["additionalProperties"] is False
     assert spec["schema"]["required"] == ["kind", "tags", "urgent"]  # optional fields too
     assert "default" not in json.dumps(spec["schema"])
+
+
+def test_model_generate_with_output_gives_the_validated_object() -> None:
+    model = ScriptedModel("not json", '{"company": "ACME", "date": "12/03/2018", "total": 5.6}')
+    receipt = model.generate(RECEIPT, output=Receipt, strategy="repair", attempts=2)
+    assert receipt == Receipt(company="ACME", date="12/03/2018", total=5.6)
+    assert len(model.requests) == 2  # the first answer was sent back with its error
+    plain = ScriptedModel("hello").generate("hi")
+    assert isinstance(plain, Response) and plain.text == "hello"
+
+
+async def test_model_agenerate_with_output_on_the_local_grammar() -> None:
+    ticket = await tether.model("local:smollm2").agenerate(
+        "Classify: the app crashes on start!", output=Ticket, max_tokens=80, temperature=0
+    )
+    assert isinstance(ticket, Ticket) and len(ticket.tags) <= 2
+
+
+def test_strategy_without_output_says_to_pass_output() -> None:
+    model = ScriptedModel("hello")
+    with pytest.raises(ConfigError, match="only apply with output="):
+        model.generate("hi", strategy="repair")
+    assert model.requests == []  # nothing was sent
+
+
+def test_extract_writes_the_prompt_around_the_text() -> None:
+    model = ScriptedModel('{"company": "ACME", "date": "12/03/2018", "total": 5.6}')
+    receipt = tether.extract(RECEIPT, Receipt, model=model, strategy="repair")
+    assert receipt.company == "ACME"
+    asked = model.requests[0].messages[-1].text
+    assert asked.startswith("Extract a Receipt from the text below.")
+    assert asked.endswith(RECEIPT)
+    assert "shop's name as printed" in model.requests[0].messages[0].text  # field guidance
+
+    own = ScriptedModel('{"company": "ACME", "date": "d", "total": 1}')
+    tether.extract(RECEIPT, Receipt, model=own, instructions="Read this till.", strategy="repair")
+    assert own.requests[0].messages[-1].text.startswith("Read this till.\n\nText:\n")
+
+
+def test_extract_takes_a_model_id_or_the_configured_default(project: Path) -> None:
+    receipt = tether.extract(RECEIPT, Receipt, model="local:smollm2", max_tokens=60, temperature=0)
+    assert isinstance(receipt, Receipt)
+    (project / "tether.toml").write_text('default_model = "nope:model"\n')
+    with pytest.raises(ModelNotFound, match="'nope:model'"):  # the default, before any call
+        tether.extract(RECEIPT, Receipt)

@@ -14,10 +14,10 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from tether import _sync
-from tether.errors import Unavailable, UnsupportedParameter
+from tether.errors import ConfigError, Unavailable, UnsupportedParameter
 from tether.models.accumulate import Accumulator
 from tether.types import (
     Message,
@@ -30,8 +30,13 @@ from tether.types import (
     ToolSpec,
 )
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 Prompt = str | Message | Sequence[Message] | Request
 T = TypeVar("T")
+Out = TypeVar("Out", bound="BaseModel")
+STRUCTURED_ONLY = ("strategy", "attempts")  # keywords that only mean something with output=
 
 
 @asynccontextmanager
@@ -155,17 +160,41 @@ class Model(ABC):
         """What this model accepts, where that is known (not for a chain of several)."""
         return None
 
-    async def agenerate(self, prompt: Prompt, **params: Any) -> Response:
-        """Generate a response. Keyword arguments: system, tools, and any Params field."""
+    @overload
+    async def agenerate(self, prompt: Prompt, *, output: type[Out], **params: Any) -> Out: ...
+    @overload
+    async def agenerate(self, prompt: Prompt, **params: Any) -> Response: ...
+    async def agenerate(
+        self, prompt: Prompt, *, output: type[BaseModel] | None = None, **params: Any
+    ) -> Any:
+        """Generate a response. Keyword arguments: system, tools, and any Params field.
+
+        With ``output=`` (a Pydantic model) the answer is that model, validated, through
+        tether.structured (``strategy=`` and ``attempts=`` apply then)."""
+        if output is not None:
+            from tether.structured.generate import agenerate
+
+            return await agenerate(self, prompt, output, **params)
+        if misplaced := [name for name in STRUCTURED_ONLY if name in params]:
+            raise ConfigError(
+                f"{', '.join(misplaced)} only apply with output=: pass output=YourModel "
+                "(a Pydantic model) to get a validated object"
+            )
         return await self.request(build_request(prompt, **params))
 
     def astream(self, prompt: Prompt, **params: Any) -> AsyncIterator[StreamEvent]:
         """Stream text, reasoning and tool-call deltas, usage, then the final Response."""
         return self.request_stream(build_request(prompt, **params))
 
-    def generate(self, prompt: Prompt, **params: Any) -> Response:
+    @overload
+    def generate(self, prompt: Prompt, *, output: type[Out], **params: Any) -> Out: ...
+    @overload
+    def generate(self, prompt: Prompt, **params: Any) -> Response: ...
+    def generate(
+        self, prompt: Prompt, *, output: type[BaseModel] | None = None, **params: Any
+    ) -> Any:
         """Sync twin of agenerate; works inside a running event loop."""
-        return _sync.run(self.agenerate(prompt, **params))
+        return _sync.run(self.agenerate(prompt, output=output, **params))
 
     def stream(self, prompt: Prompt, **params: Any) -> Iterator[StreamEvent]:
         """Sync twin of astream; works inside a running event loop."""

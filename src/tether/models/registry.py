@@ -91,6 +91,12 @@ def model(
     return _build(model_id or settings.default_model, settings, set(), overrides)
 
 
+def as_model(given: str | Model | None) -> Model:
+    """A Model as given, built from its id, or the configured default (None): for the helpers
+    that take any of the three."""
+    return given if isinstance(given, Model) else model(given)
+
+
 def _build(model_id: str, settings: Settings, seen: set[str], overrides: dict[str, Any]) -> Model:
     if model_id in seen:
         raise ModelNotFound(f"{model_id!r} refers to itself through its fallbacks or routes")

@@ -119,12 +119,9 @@ class Prompt:
         )
 
     def _model(self, model: str | Model | None) -> Model:
-        from tether.models.base import Model
-        from tether.models.registry import model as build
+        from tether.models.registry import as_model
 
-        if isinstance(model, Model):
-            return model
-        return build(model or self.model)
+        return as_model(model or self.model)
 
     async def arun(self, model: str | Model | None = None, **variables: Any) -> Response:
         """Render and call ``model`` (an id or a Model; else the file's model, else the default).

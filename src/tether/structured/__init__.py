@@ -1,6 +1,8 @@
 """Structured outputs: a Pydantic model in, a validated object out.
 
-``tether.structured.generate(model, prompt, output=Invoice)`` picks how to get valid JSON:
+``model.generate(prompt, output=Invoice)`` (that is, ``tether.structured.generate(model,
+prompt, Invoice)``), ``tether.extract(text, Invoice)`` and ``tether.classify(text, labels)``
+pick how to get valid JSON:
 
 - ``native``: the provider's own structured-output mode (OpenAI's strict json_schema);
 - ``grammar``: constrained decoding for local models (a llama.cpp grammar built from the
@@ -12,6 +14,7 @@
 """
 
 from tether.structured.classify import Classification, aclassify, classify
+from tether.structured.extract import aextract, extract
 from tether.structured.generate import Strategy, agenerate, generate
 from tether.structured.stream import astream, stream
 
@@ -19,9 +22,11 @@ __all__ = [
     "Classification",
     "Strategy",
     "aclassify",
+    "aextract",
     "agenerate",
     "astream",
     "classify",
+    "extract",
     "generate",
     "stream",
 ]

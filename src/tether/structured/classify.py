@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, create_model
 from tether import _sync
 from tether.errors import ConfigError
 from tether.models.base import Model
+from tether.models.registry import as_model
 from tether.structured.generate import Strategy, agenerate_with_response
 from tether.types import TokenLogprob
 
@@ -72,23 +73,26 @@ def _prompt(text: str, labels: Sequence[str], instructions: str | None) -> str:
 
 
 async def aclassify(
-    model: Model,
     text: str,
     labels: Sequence[str],
     *,
+    model: str | Model | None = None,
     instructions: str | None = None,
     strategy: Strategy = "auto",
     **params: Any,
 ) -> Classification:
     """The label that fits ``text`` best, with the model's confidence in it: from its
-    log-probabilities where the model returns them, else self-reported."""
-    capabilities = model.capabilities()
+    log-probabilities where the model returns them, else self-reported. ``model``: a Model,
+    a model id, or None for the configured default."""
+    answer_model = _answer_model(labels)  # bad labels fail before a model is built
+    chosen = as_model(model)
+    capabilities = chosen.capabilities()
     if capabilities is not None and "logprobs" in capabilities.params:
         params.setdefault("logprobs", 0)
     answer, response = await agenerate_with_response(
-        model,
+        chosen,
         _prompt(text, labels, instructions),
-        _answer_model(labels),
+        answer_model,
         strategy=strategy,
         **params,
     )
@@ -101,15 +105,15 @@ async def aclassify(
 
 
 def classify(
-    model: Model,
     text: str,
     labels: Sequence[str],
     *,
+    model: str | Model | None = None,
     instructions: str | None = None,
     strategy: Strategy = "auto",
     **params: Any,
 ) -> Classification:
     """Sync twin of aclassify; works inside a running event loop."""
     return _sync.run(
-        aclassify(model, text, labels, instructions=instructions, strategy=strategy, **params)
+        aclassify(text, labels, model=model, instructions=instructions, strategy=strategy, **params)
     )
