@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx2
 import pytest
@@ -136,6 +137,20 @@ def test_a_schema_the_grammar_cannot_express_names_the_construct() -> None:
         generate(tether.model("local:smollm2"), "x", Odd, strategy="grammar")
 
 
+def test_auto_falls_back_to_repair_for_a_schema_the_grammar_cannot_express() -> None:
+    class Odd(BaseModel):
+        code: str = Field(pattern="[A-Z]{3}")
+
+    # auto allows the fallback: the warning names the construct, then repair asks for JSON
+    # (cut at 3 tokens here, which shows the repair call was made and answered)
+    with (
+        pytest.warns(UserWarning, match="Pattern must start with .* strategy=.repair."),
+        pytest.raises(OutputInvalid, match="max_tokens") as info,
+    ):
+        generate(tether.model("local:smollm2"), "Give a code.", Odd, max_tokens=3)
+    assert info.value.usage.output_tokens == 3  # type: ignore[union-attr]
+
+
 async def test_openai_native_sends_a_strict_json_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[dict[str, object]] = []
 
@@ -209,3 +224,76 @@ def test_extract_takes_a_model_id_or_the_configured_default(project: Path) -> No
     (project / "tether.toml").write_text('default_model = "nope:model"\n')
     with pytest.raises(ModelNotFound, match="'nope:model'"):  # the default, before any call
         tether.extract(RECEIPT, Receipt)
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    PAID = "paid"
+
+
+class Item(BaseModel):
+    name: str = Field(max_length=20)
+    quantity: int = Field(ge=1, le=99)
+
+
+class Customer(BaseModel):
+    name: str = Field(max_length=30, description="the buyer's full name")
+    email: str | None = Field(default=None, max_length=40)
+
+
+class Order(BaseModel):
+    customer: Customer
+    items: list[Item] = Field(min_length=1, max_length=3)
+    status: Status
+    reference: int | str = Field(max_length=12)
+
+
+ORDER = "Order for Ada Lovelace (ada@example.com): 2 tea, 1 cake. Paid in full. Ref A-17."
+
+
+def test_grammar_fills_nested_models_lists_enums_unions_and_optional_fields() -> None:
+    order = generate(
+        tether.model("local:smollm2"),
+        f"Extract the order.\n{ORDER}",
+        Order,
+        strategy="grammar",
+        temperature=0,
+    )
+    assert isinstance(order.customer, Customer) and isinstance(order.status, Status)
+    assert 1 <= len(order.items) <= 3 and all(isinstance(i, Item) for i in order.items)
+    assert isinstance(order.reference, int | str)
+
+
+async def test_openai_strict_mode_closes_nested_objects_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[dict[str, Any]] = []
+    answer = {
+        "customer": {"name": "Ada Lovelace", "email": None},
+        "items": [{"name": "tea", "quantity": 2}, {"name": "cake", "quantity": 1}],
+        "status": "paid",
+        "reference": "A-17",
+    }
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(json.loads(request.content))
+        body = {
+            "id": "chatcmpl-2", "object": "chat.completion", "created": 1,
+            "model": "gpt-4.1-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": json.dumps(answer)}}],
+            "usage": {"prompt_tokens": 80, "completion_tokens": 40, "total_tokens": 120},
+        }  # fmt: skip
+        return httpx2.Response(200, json=body)
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    model = ProviderModel(OpenAIProvider("gpt-4.1-mini", {"http_client": client}))
+    order = await model.agenerate(ORDER, output=Order, strategy="native")
+    assert order.status is Status.PAID and order.items[1] == Item(name="cake", quantity=1)
+    schema = sent[0]["response_format"]["json_schema"]["schema"]
+    for name in ("Customer", "Item"):
+        nested = schema["$defs"][name]
+        assert nested["additionalProperties"] is False
+        assert nested["required"] == list(nested["properties"])
+    assert schema["$defs"]["Status"]["enum"] == ["open", "paid"]

@@ -65,10 +65,10 @@ def raise_if_refused(model: Model, response: Response) -> None:
         raise Refused(f"{model.id} declined to answer: {response.text[:300]}")
 
 
-def warn_falling_back(model: Model) -> None:
-    """``auto`` met a model that cannot constrain its output: say so, then repair."""
+def warn_falling_back(model: Model, reason: UnsupportedParameter) -> None:
+    """``auto`` met a model, or a schema, that cannot be constrained: say why, then repair."""
     warnings.warn(
-        f"{model.id} cannot constrain its output to a schema; using strategy='repair'",
+        f"{model.id} cannot constrain this answer ({reason}); using strategy='repair'",
         stacklevel=3,
     )
 
@@ -134,10 +134,10 @@ async def agenerate_with_response(
     for number in range(1, attempts + 1):
         try:
             response = await _answer(model, request)
-        except UnsupportedParameter:
+        except UnsupportedParameter as exc:
             if strategy != "auto" or request.output is None:
                 raise
-            warn_falling_back(model)
+            warn_falling_back(model, exc)
             request = request_for(base, output, "repair")
             response = await _answer(model, request)
         except OutputInvalid as exc:

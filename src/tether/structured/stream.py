@@ -72,10 +72,10 @@ async def astream(
                         yield fields
                 elif isinstance(event, ResponseEvent):
                     response = event.response
-    except UnsupportedParameter:
+    except UnsupportedParameter as exc:
         if strategy != "auto" or request.output is None or text:
             raise
-        warn_falling_back(model)
+        warn_falling_back(model, exc)
         async for item in astream(model, prompt, output, strategy="repair", **params):
             yield item
         return
