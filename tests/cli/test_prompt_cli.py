@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from tether.cli.main import app
@@ -91,6 +92,47 @@ def test_run_streams_the_answer_on_the_local_model_with_a_footer() -> None:
     match = re.search(r"local:smollm2 · \d+ in / (\d+) out tokens", result.stderr)
     assert match, result.stderr
     assert 0 < int(match[1]) <= 4  # -o overrides the file's max_tokens of 8
+
+
+PERSON = """\
+---
+model: local:smollm2
+params: {temperature: 0}
+input: {text: str}
+output: cli_schemas:Person
+---
+Extract the person from: {{ text }}
+"""
+
+
+def test_run_prints_the_validated_object_when_the_file_names_an_output(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # run adds the project folder
+    (project / "cli_schemas.py").write_text(
+        "from pydantic import BaseModel, Field\n\n"
+        "class Person(BaseModel):\n"
+        "    name: str = Field(max_length=20)\n"
+        "    age: int = Field(ge=0, le=150)\n"
+    )
+    write(PERSON)
+    result = tether("prompt", "run", "greet", "-v", "text=Bo is 40 years old")
+    assert result.exit_code == 0, result.output
+    person = json.loads(result.stdout)
+    assert set(person) == {"name", "age"} and isinstance(person["age"], int)
+    assert re.search(r"local:smollm2 · \d+ in / \d+ out tokens", result.stderr)
+
+    as_text = tether("prompt", "run", "greet", "-v", "text=Bo", "--text", "-o", "max_tokens", "3")
+    assert as_text.exit_code == 0, as_text.output
+    assert re.search(r"/ [1-3] out tokens", as_text.stderr)  # streamed, unconstrained
+
+
+def test_run_with_an_output_that_cannot_be_imported_names_the_file() -> None:
+    write(PERSON.replace("cli_schemas:Person", "no_such_module:Person"))
+    result = tether("prompt", "run", "greet", "-v", "text=Bo")
+    assert result.exit_code == 1
+    assert "greet.prompt.md: output 'no_such_module:Person' cannot be imported" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_diff_shows_what_changed_between_versions() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,7 +24,11 @@ from tether.cli.common import (
 from tether.errors import ConfigError, PromptError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from tether.models.base import Model
     from tether.prompts import Prompt
+    from tether.types import Request, Response
 
 app = typer.Typer(no_args_is_help=True, help="Versioned prompt files: list, render, run, diff.")
 
@@ -100,21 +106,51 @@ def render_command(name: NameArgument, var: VarOptions = None, as_json: JsonFlag
         write(message.text + "\n\n")
 
 
+TextFlag = Annotated[
+    bool,
+    typer.Option("--text", help="Stream the answer as text even when the file names an output."),
+]
+
+
 @app.command("run", cls=PairOptions)
 def run_command(
     name: NameArgument,
     var: VarOptions = None,
     model: ModelOption = None,
     option: ParamOptions = None,
+    text: TextFlag = False,
 ) -> None:
-    """Render a prompt and stream the model's answer; -o overrides the file's params."""
+    """Render a prompt and stream the model's answer; -o overrides the file's params. When the
+    front matter names an `output`, print the validated object as JSON instead."""
     import tether
 
     prompt = tether.prompt(name)
     request = prompt.request(**parse_vars(var))
-    chosen = tether.model(model or prompt.model)
-    response = print_stream(chosen, request, **parse_params(option))
+    params = parse_params(option)
+    if prompt.output and not text:
+        output = _output_model(prompt)  # a bad reference fails here, before the model loads
+        found, response = _structured(tether.model(model or prompt.model), request, output, params)
+        write(found.model_dump_json(indent=2) + "\n")
+    else:
+        response = print_stream(tether.model(model or prompt.model), request, **params)
     err.print(footer(response), style="dim")
+
+
+def _output_model(prompt: Prompt) -> type[BaseModel]:
+    """The file's output model, importable from the folder tether runs in, as with
+    ``python -m``: that is where an application's own modules live."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    return prompt.output_model()
+
+
+def _structured(
+    model: Model, request: Request, output: type[BaseModel], params: dict[str, Any]
+) -> tuple[BaseModel, Response]:
+    from tether import _sync
+    from tether.structured.generate import agenerate_with_response
+
+    return _sync.run(agenerate_with_response(model, request, output, **params))
 
 
 def _text_at(ref: str) -> tuple[str, str]:
