@@ -585,8 +585,9 @@ def main() -> int:
         f"{args.threads or (1 if args.workers > 1 else 'default')})",
     ]
     common.print_table(f"{NAME}: tether strategies vs the unconstrained baseline", rows, notes)
+    # a slice gets its own file, so a CI or smoke run never replaces the full run's result
     common.write_result(
-        NAME,
+        NAME if limit is None else f"{NAME}-first{len(receipts)}",
         args,
         rows,
         settings={

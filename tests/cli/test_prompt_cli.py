@@ -127,7 +127,10 @@ def test_run_prints_the_validated_object_when_the_file_names_an_output(
     assert re.search(r"/ [1-3] out tokens", as_text.stderr)  # streamed, unconstrained
 
 
-def test_run_with_an_output_that_cannot_be_imported_names_the_file() -> None:
+def test_run_with_an_output_that_cannot_be_imported_names_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
     write(PERSON.replace("cli_schemas:Person", "no_such_module:Person"))
     result = tether("prompt", "run", "greet", "-v", "text=Bo")
     assert result.exit_code == 1

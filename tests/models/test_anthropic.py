@@ -568,7 +568,10 @@ async def test_auto_strategy_with_thinking_falls_back_to_repair(
 
     model = fake(json_reply("message_thinking.json"), check=check).model()
     with (
-        pytest.warns(UserWarning, match="using strategy='repair'"),
+        pytest.warns(
+            UserWarning,
+            match="cannot force a tool while thinking.*falling back to strategy='repair'",
+        ),
         pytest.raises(errors.OutputInvalid),  # the recorded reply is no WeatherReport
     ):
         await tether.structured.agenerate(

@@ -137,10 +137,11 @@ def run_command(
 
 
 def _output_model(prompt: Prompt) -> type[BaseModel]:
-    """The file's output model, importable from the folder tether runs in, as with
-    ``python -m``: that is where an application's own modules live."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    """The file's output model, importable from the folder tether runs in (as with
+    ``python -m``) or the one holding prompts/: that is where an application's modules live."""
+    for folder in (str(prompt.path.parent.parent), os.getcwd()):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     return prompt.output_model()
 
 

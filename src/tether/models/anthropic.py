@@ -114,7 +114,7 @@ class AnthropicProvider(Provider):
             context_window=int(self.options.get("context_window", CONTEXT_WINDOW)),
             notes={
                 "output": "this endpoint declares no forced tool use (json_schema/tools); "
-                "use tether.structured with strategy='repair'",
+                "use strategy='repair'",
                 "seed": "Anthropic's Messages API has no seed parameter; remove seed",
                 "temperature": _NO_SAMPLING,
                 "top_p": _NO_SAMPLING,
@@ -251,7 +251,7 @@ def _output_tool(output: OutputSchema, request: Request, budget: int) -> dict[st
     if budget:
         raise UnsupportedParameter(
             "Anthropic cannot force a tool while thinking, and structured output forces one; "
-            "drop reasoning_budget, or use tether.structured with strategy='repair'"
+            "drop reasoning_budget, or use strategy='repair'"
         )
     if name in {t.name for t in request.tools}:
         raise UnsupportedParameter(

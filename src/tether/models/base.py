@@ -14,7 +14,9 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
+
+from pydantic import BaseModel
 
 from tether import _sync
 from tether.errors import ConfigError, Unavailable, UnsupportedParameter
@@ -30,12 +32,9 @@ from tether.types import (
     ToolSpec,
 )
 
-if TYPE_CHECKING:
-    from pydantic import BaseModel
-
 Prompt = str | Message | Sequence[Message] | Request
 T = TypeVar("T")
-Out = TypeVar("Out", bound="BaseModel")
+Out = TypeVar("Out", bound=BaseModel)
 STRUCTURED_ONLY = ("strategy", "attempts")  # keywords that only mean something with output=
 
 
@@ -131,7 +130,10 @@ def check_request(request: Request, caps: Capabilities, model_id: str) -> None:
             )
     if request.output is not None:
         if not caps.json_schema:
-            hint = caps.notes.get("output", "use tether.structured with strategy='repair'")
+            hint = caps.notes.get(
+                "output",
+                "use strategy='repair'",
+            )
             raise UnsupportedParameter(f"{model_id} has no structured-output mode; {hint}")
         if request.params.tool_choice not in (None, "auto", "none"):
             raise UnsupportedParameter(
@@ -141,6 +143,14 @@ def check_request(request: Request, caps: Capabilities, model_id: str) -> None:
     has_image = any(p.type == "image" for m in request.messages for p in m.content)
     if has_image and not caps.vision:
         raise UnsupportedParameter(f"{model_id} does not accept images")
+
+
+def _refuse_structured_only(params: dict[str, Any], method: str) -> None:
+    if misplaced := [name for name in STRUCTURED_ONLY if name in params]:
+        raise ConfigError(
+            f"{', '.join(misplaced)} only apply to a structured answer: pass output=YourModel "
+            f"(a Pydantic model) to generate() for a validated object, not to {method}()"
+        )
 
 
 class Model(ABC):
@@ -160,6 +170,8 @@ class Model(ABC):
         """What this model accepts, where that is known (not for a chain of several)."""
         return None
 
+    # Two forms, output= first: a params dict such as {"temperature": 0.2} must still match
+    # the second (a None-typed output keyword would not accept its float values).
     @overload
     async def agenerate(self, prompt: Prompt, *, output: type[Out], **params: Any) -> Out: ...
     @overload
@@ -170,20 +182,25 @@ class Model(ABC):
         """Generate a response. Keyword arguments: system, tools, and any Params field.
 
         With ``output=`` (a Pydantic model) the answer is that model, validated, through
-        tether.structured (``strategy=`` and ``attempts=`` apply then)."""
-        if output is not None:
-            from tether.structured.generate import agenerate
+        tether.structured (``strategy=`` and ``attempts=`` apply then). The one place the
+        model layer reaches up: a convenience, as tether.structured only calls ``request``."""
+        if output is None:
+            _refuse_structured_only(params, "generate")
+            return await self.request(build_request(prompt, **params))
+        if not (isinstance(output, type) and issubclass(output, BaseModel)):
+            raise ConfigError(f"output= takes a Pydantic model class, not {output!r}")
+        from tether.structured.generate import agenerate
 
-            return await agenerate(self, prompt, output, **params)
-        if misplaced := [name for name in STRUCTURED_ONLY if name in params]:
-            raise ConfigError(
-                f"{', '.join(misplaced)} only apply with output=: pass output=YourModel "
-                "(a Pydantic model) to get a validated object"
-            )
-        return await self.request(build_request(prompt, **params))
+        return await agenerate(self, prompt, output, **params)
 
     def astream(self, prompt: Prompt, **params: Any) -> AsyncIterator[StreamEvent]:
         """Stream text, reasoning and tool-call deltas, usage, then the final Response."""
+        if "output" in params:
+            raise ConfigError(
+                "stream() gives text events; for partial objects as fields complete, use "
+                "tether.structured.stream(model, prompt, YourModel)"
+            )
+        _refuse_structured_only(params, "stream")
         return self.request_stream(build_request(prompt, **params))
 
     @overload
@@ -194,7 +211,9 @@ class Model(ABC):
         self, prompt: Prompt, *, output: type[BaseModel] | None = None, **params: Any
     ) -> Any:
         """Sync twin of agenerate; works inside a running event loop."""
-        return _sync.run(self.agenerate(prompt, output=output, **params))
+        if output is not None:
+            params["output"] = output
+        return _sync.run(self.agenerate(prompt, **params))
 
     def stream(self, prompt: Prompt, **params: Any) -> Iterator[StreamEvent]:
         """Sync twin of astream; works inside a running event loop."""

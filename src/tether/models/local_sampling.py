@@ -40,7 +40,7 @@ def _grammar(schema_json: str) -> Any:
     except Exception as exc:  # llama.cpp names the construct it cannot convert
         raise UnsupportedParameter(
             f"llama.cpp cannot turn this JSON schema into a grammar ({exc}); simplify the "
-            "schema, or use tether.structured with strategy='repair'"
+            "schema, or use strategy='repair'"
         ) from exc
     lines = [
         line.replace(LOOSE_CHAR, JSON_CHAR, 1) if line.startswith("char ::= ") else line

@@ -140,7 +140,7 @@ class OpenAIProvider(Provider):
             context_window=opts.get("context_window"),
             notes={
                 "output": "declare json_schema = true for this endpoint if the server takes "
-                "response_format json_schema, or use tether.structured with strategy='repair'"
+                "response_format json_schema, or use strategy='repair'"
             },
         )
 

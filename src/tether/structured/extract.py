@@ -21,8 +21,8 @@ T = TypeVar("T", bound=BaseModel)
 
 def extraction_prompt(text: str, output: type[BaseModel], instructions: str | None) -> str:
     lead = instructions or (
-        f"Extract a {output.__name__} from the text below. Copy values exactly as they are "
-        "written; leave out what the text does not say."
+        f"Extract the {output.__name__} from the text below. Copy values exactly as they are "
+        "written; where the text does not say and a field may be null, use null."
     )
     return f"{lead}\n\nText:\n{text}"
 

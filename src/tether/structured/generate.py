@@ -68,7 +68,7 @@ def raise_if_refused(model: Model, response: Response) -> None:
 def warn_falling_back(model: Model, reason: UnsupportedParameter) -> None:
     """``auto`` met a model, or a schema, that cannot be constrained: say why, then repair."""
     warnings.warn(
-        f"{model.id} cannot constrain this answer ({reason}); using strategy='repair'",
+        f"{reason}; falling back to strategy='repair' for {model.id}",
         stacklevel=3,
     )
 
