@@ -263,6 +263,7 @@ def test_demo_runs_the_whole_tour() -> None:
     result = tether("demo")
     assert result.exit_code == 0, result.output
     assert "get_weather called with {'city':" in result.stdout
+    assert re.search(r"Contact\(name='[^']*', email='[^']*'\)", result.stdout)
     assert result.stdout.count("you>") == 3
-    assert len(recent_calls(load_settings().db_path)) == 4
+    assert len(recent_calls(load_settings().db_path)) == 5
     assert "$0" in result.stdout

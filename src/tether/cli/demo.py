@@ -1,11 +1,13 @@
 """``tether demo``: the offline tour behind ``make demo``.
 
-Four short steps on the embedded model (streaming, a forced tool call, a two-turn exchange,
-and the traces they left), each announced in one line. Answers are kept short so the whole
-tour takes seconds on a laptop CPU.
+Five short steps on the embedded model (streaming, a forced tool call, a validated object, a
+two-turn exchange, and the traces they left), each announced in one line. Answers are kept
+short so the whole tour takes seconds on a laptop CPU.
 """
 
 from __future__ import annotations
+
+from pydantic import BaseModel, Field
 
 from tether.cli.common import err, footer, out, print_stream
 from tether.cli.logs import calls_table
@@ -23,13 +25,22 @@ WEATHER_TOOL = {
     },
 }
 
+CONTACT_TEXT = "Write to Ada Lovelace at ada@example.com about the engine."
+
+
+class Contact(BaseModel):
+    """Bounded strings keep a grammar-constrained answer short and always finished."""
+
+    name: str = Field(max_length=40)
+    email: str = Field(max_length=60)
+
 
 def _step(number: int, what: str) -> None:
     out.print(f"\n[bold cyan]{number}.[/] [bold]{what}[/]")
 
 
 def demo() -> None:
-    """Tour tether offline on the embedded model: stream, tools, chat, traces."""
+    """Tour tether offline on the embedded model: stream, tools, objects, chat, traces."""
     import tether
     from tether.config import load_settings
     from tether.tracing.query import recent_calls
@@ -56,7 +67,12 @@ def demo() -> None:
         out.print(f"{call.name} called with {call.args()}")
     err.print(footer(response), style="dim")
 
-    _step(3, "A two-turn exchange: the model sees the whole history each turn.")
+    _step(3, "A validated object: a Pydantic model in, an instance out.")
+    out.print(f"[dim]text>[/] {CONTACT_TEXT}")
+    contact = tether.extract(CONTACT_TEXT, Contact, model=model, temperature=0.0)
+    out.print(repr(contact))
+
+    _step(4, "A two-turn exchange: the model sees the whole history each turn.")
     history: list[Message] = []
     for text in ("I have a cat called Tom.", "What is my cat called?"):
         history.append(Message.user(text))
@@ -64,10 +80,10 @@ def demo() -> None:
         response = print_stream(model, history, system=BRIEF, **PARAMS)
         history.append(response.message)
 
-    _step(4, "The calls above, as traced into the project database (cost is $0 locally).")
+    _step(5, "The calls above, as traced into the project database (cost is $0 locally).")
     if not settings.tracing.enabled:
         out.print("tracing is off (TETHER_TRACING or [tracing] enabled); nothing was stored")
         return
     flush()
-    out.print(calls_table(recent_calls(settings.db_path, limit=4)))
+    out.print(calls_table(recent_calls(settings.db_path, limit=5)))
     out.print("[dim]see them again with `tether logs`; try `tether run`, `tether chat`[/]")
