@@ -206,6 +206,16 @@ def test_strategy_without_output_says_to_pass_output() -> None:
     assert model.requests == []  # nothing was sent
 
 
+def test_a_constraint_that_cannot_apply_to_the_answer_is_a_schema_error() -> None:
+    class Loose(BaseModel):
+        reference: int | str = Field(max_length=12)  # pydantic puts it on the whole union
+
+    model = ScriptedModel('{"reference": 17}', '{"reference": "A-17"}')
+    with pytest.raises(ConfigError, match="put it on the branch it is for"):
+        generate(model, "x", Loose, strategy="repair")
+    assert len(model.requests) == 1  # not retried: no answer can fix the schema
+
+
 def test_output_must_be_a_pydantic_model_class() -> None:
     model = ScriptedModel('{"a": 1}')
     for wrong in (dict, 3, Receipt(company="c", date="d", total=1)):

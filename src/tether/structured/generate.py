@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tether import _sync
-from tether.errors import OutputInvalid, Refused, UnsupportedParameter
+from tether.errors import ConfigError, OutputInvalid, Refused, UnsupportedParameter
 from tether.models.base import Model, Prompt, build_request
 from tether.types import Message, OutputSchema, Request, Response, Usage
 
@@ -27,17 +27,25 @@ def instructions(schema: dict[str, Any]) -> str:
 
 def parse(text: str, output: type[T]) -> T:
     """The object in ``text``: the JSON itself, or the first JSON object within prose or a
-    code fence. Raises ValueError (json or pydantic) saying what is wrong."""
+    code fence. Raises ValueError (json or pydantic) saying what is wrong, and ConfigError
+    when ``output`` itself cannot validate a value its schema allows."""
     try:
-        return output.model_validate_json(text)
-    except ValidationError as exc:
-        if not any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise
-    start = text.find("{")
-    if start < 0:
-        raise ValueError("the answer holds no JSON object")
-    value, _ = json.JSONDecoder().raw_decode(text[start:])
-    return output.model_validate(value)
+        try:
+            return output.model_validate_json(text)
+        except ValidationError as exc:
+            if not any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise
+        start = text.find("{")
+        if start < 0:
+            raise ValueError("the answer holds no JSON object")
+        value, _ = json.JSONDecoder().raw_decode(text[start:])
+        return output.model_validate(value)
+    except TypeError as exc:  # pydantic: a constraint that does not fit the field's type
+        raise ConfigError(
+            f"{output.__name__} cannot validate this answer ({exc}): a constraint sits on a "
+            "field whose type it does not fit, such as max_length on `int | str`; put it on "
+            "the branch it is for (`int | Annotated[str, Field(max_length=12)]`)"
+        ) from exc
 
 
 def error_lines(exc: Exception) -> list[str]:
