@@ -151,8 +151,11 @@ def test_auto_falls_back_to_repair_for_a_schema_the_grammar_cannot_express() -> 
     assert info.value.usage.output_tokens == 3  # type: ignore[union-attr]
 
 
-async def test_openai_native_sends_a_strict_json_schema(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[dict[str, object]] = []
+def openai_answering(
+    content: str, sent: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> ProviderModel:
+    """An OpenAI model whose wire answers every request with ``content`` (a chat completion
+    in OpenAI's documented shape), keeping each request body in ``sent``."""
 
     def handler(request: httpx2.Request) -> httpx2.Response:
         sent.append(json.loads(request.content))
@@ -160,15 +163,20 @@ async def test_openai_native_sends_a_strict_json_schema(monkeypatch: pytest.Monk
             "id": "chatcmpl-1", "object": "chat.completion", "created": 1,
             "model": "gpt-4.1-mini",
             "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                "role": "assistant",
-                "content": '{"kind": "bug", "tags": ["crash"], "urgent": null}'}}],
+                "role": "assistant", "content": content}}],
             "usage": {"prompt_tokens": 50, "completion_tokens": 12, "total_tokens": 62},
         }  # fmt: skip
         return httpx2.Response(200, json=body)
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-    model = ProviderModel(OpenAIProvider("gpt-4.1-mini", {"http_client": client}))
+    return ProviderModel(OpenAIProvider("gpt-4.1-mini", {"http_client": client}))
+
+
+async def test_openai_native_sends_a_strict_json_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[dict[str, Any]] = []
+    answer = '{"kind": "bug", "tags": ["crash"], "urgent": null}'
+    model = openai_answering(answer, sent, monkeypatch)
     ticket = await tether.structured.agenerate(model, "It crashes", Ticket, strategy="native")
     assert ticket == Ticket(kind="bug", tags=["crash"], urgent=None)
     response_format = sent[0]["response_format"]
@@ -277,21 +285,7 @@ async def test_openai_strict_mode_closes_nested_objects_too(
         "status": "paid",
         "reference": "A-17",
     }
-
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        sent.append(json.loads(request.content))
-        body = {
-            "id": "chatcmpl-2", "object": "chat.completion", "created": 1,
-            "model": "gpt-4.1-mini",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                "role": "assistant", "content": json.dumps(answer)}}],
-            "usage": {"prompt_tokens": 80, "completion_tokens": 40, "total_tokens": 120},
-        }  # fmt: skip
-        return httpx2.Response(200, json=body)
-
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
-    client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-    model = ProviderModel(OpenAIProvider("gpt-4.1-mini", {"http_client": client}))
+    model = openai_answering(json.dumps(answer), sent, monkeypatch)
     order = await model.agenerate(ORDER, output=Order, strategy="native")
     assert order.status is Status.PAID and order.items[1] == Item(name="cake", quantity=1)
     schema = sent[0]["response_format"]["json_schema"]["schema"]
