@@ -127,12 +127,14 @@ def run_command(
     prompt = tether.prompt(name)
     request = prompt.request(**parse_vars(var))
     params = parse_params(option)
-    if prompt.output and not text:
-        output = _output_model(prompt)  # a bad reference fails here, before the model loads
-        found, response = _structured(tether.model(model or prompt.model), request, output, params)
+    # a bad output reference fails here, before the model is built
+    output = _output_model(prompt) if prompt.output and not text else None
+    chosen = tether.model(model or prompt.model)
+    if output is not None:
+        found, response = _structured(chosen, request, output, params)
         write(found.model_dump_json(indent=2) + "\n")
     else:
-        response = print_stream(tether.model(model or prompt.model), request, **params)
+        response = print_stream(chosen, request, **params)
     err.print(footer(response), style="dim")
 
 

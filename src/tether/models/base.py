@@ -130,10 +130,7 @@ def check_request(request: Request, caps: Capabilities, model_id: str) -> None:
             )
     if request.output is not None:
         if not caps.json_schema:
-            hint = caps.notes.get(
-                "output",
-                "use strategy='repair'",
-            )
+            hint = caps.notes.get("output", "use strategy='repair'")
             raise UnsupportedParameter(f"{model_id} has no structured-output mode; {hint}")
         if request.params.tool_choice not in (None, "auto", "none"):
             raise UnsupportedParameter(
