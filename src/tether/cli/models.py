@@ -21,6 +21,9 @@ from rich.text import Text
 from tether.cli.common import JsonFlag, out, write
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+    from rich.table import Table
+
     from tether.config import EndpointConfig, Settings
     from tether.types import Price
 
@@ -161,34 +164,103 @@ def _price(value: float | None) -> str:
 
 
 MARKS = {True: ("ok", "green"), False: ("no", "red"), None: ("?", "yellow")}
+# When the table is wider than the terminal: the target column shrinks (each line cut with an
+# ellipsis, never wrapped) if TARGET_MIN columns of it still show, else a column is left out,
+# in this order, and the table tried again. Kind goes first: the rows' order (default,
+# aliases, endpoints, routers, providers, local) and their targets tell it too. Ids and the
+# check mark always stay, each id whole on one line.
+LEFT_OUT_FIRST = ("kind", "target", "$/M out", "$/M in")
+TARGET_MIN = 16
+UNLIMITED = 10_000  # a width to measure the table's own at
 
 
-def _table(rows: list[Row], checked: bool) -> None:
+def _target_lines(row: Row) -> str:
+    """A router's routes one per line, so a line never ends inside one."""
+    return row.target.replace(", ", "\n") if row.kind == "router" else row.target
+
+
+Columns = dict[str, tuple[list[str | Text], "JustifyMethod"]]
+
+
+def _columns(rows: list[Row], checked: bool) -> Columns:
+    """Each column's cells and justification, in display order."""
+    columns: Columns = {
+        "kind": ([row.kind for row in rows], "left"),
+        "id": ([row.id for row in rows], "left"),
+        "target": ([_target_lines(row) for row in rows], "left"),
+        "$/M in": ([_price(row.input_per_million) for row in rows], "right"),
+        "$/M out": ([_price(row.output_per_million) for row in rows], "right"),
+    }
+    if checked:
+        columns["ok"] = ([Text(*MARKS[row.reachable]) for row in rows], "left")
+    return columns
+
+
+def _build(columns: Columns, target_width: int | None) -> Table:
     from rich import box
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("id", no_wrap=True)
-    table.add_column("target", overflow="fold")
-    table.add_column("$/M in", justify="right", no_wrap=True)
-    table.add_column("$/M out", justify="right", no_wrap=True)
-    if checked:
-        table.add_column("ok", no_wrap=True)
-    for row in rows:
-        cells: list[str | Text] = [row.kind, row.id, row.target]
-        cells += [_price(row.input_per_million), _price(row.output_per_million)]
-        if checked:
-            cells.append(Text(*MARKS[row.reachable]))
-        table.add_row(*cells)
-    out.print(table)
+    for name, (cells, justify) in columns.items():
+        longest = max(len(str(cell)) for cell in [name, *cells])
+        table.add_column(
+            name,
+            justify=justify,
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=None if name == "target" else longest,
+            max_width=target_width if name == "target" else None,
+        )
+    for row in zip(*(cells for cells, _ in columns.values()), strict=True):
+        table.add_row(*row)
+    return table
+
+
+def _fitted(rows: list[Row], checked: bool, width: int) -> tuple[Table, list[str]]:
+    """The table at most ``width`` wide if it can be, and the columns left out for that."""
+    from rich.measure import Measurement
+
+    columns = _columns(rows, checked)
+    left_out: list[str] = []
+    target_width: int | None = None
+    while True:
+        table = _build(columns, target_width)
+        natural = Measurement.get(out, out.options.update_width(UNLIMITED), table).maximum
+        excess = natural - width
+        if excess <= 0:
+            return table, left_out
+        if "target" in columns and target_width is None:
+            longest = max(
+                len(line) for cell in columns["target"][0] for line in str(cell).split("\n")
+            )
+            if longest - excess >= TARGET_MIN:
+                target_width = longest - excess
+                continue
+        droppable = [name for name in LEFT_OUT_FIRST if name in columns]
+        if not droppable:
+            return table, left_out  # narrower than an id: it still prints whole
+        del columns[droppable[0]]
+        left_out.append(droppable[0])
+
+
+def _table(rows: list[Row], checked: bool) -> None:
+    table, left_out = _fitted(rows, checked, out.width)
+    out.print(table, crop=False)
+    if left_out:
+        out.print(
+            f"{', '.join(left_out)} left out to fit {out.width} columns: widen the terminal, "
+            "or use --json",
+            style="dim",
+        )
 
 
 def _print_checks(rows: list[Row]) -> None:
     """Each distinct finding once, with the ids it concerns: twenty rows share one key."""
     findings: dict[tuple[bool | None, str], list[str]] = {}
     for row in rows:
-        findings.setdefault((row.reachable, row.detail), []).append(row.id)
+        ids = findings.setdefault((row.reachable, row.detail), [])
+        if row.id not in ids:  # the default model is listed twice: as default and by kind
+            ids.append(row.id)
     for (reachable, detail), ids in findings.items():
         shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
         mark, style = MARKS[reachable]
