@@ -3,6 +3,8 @@
 The history is a plain list of tether Messages, exactly what a program would pass to
 ``model.stream``. A provider failure mid-conversation (a timeout, a context that grew too
 long) costs that turn only; a configuration error ends the chat as it would any command.
+Ctrl-C during an answer stops it and keeps the question and what was shown of the answer,
+so the next turn can say "go on" or "shorter"; Ctrl-C at the prompt ends the chat.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tether.cli.common import (
+    Interrupted,
     ModelOption,
     ParamOptions,
     SystemOption,
@@ -23,14 +26,17 @@ from tether.cli.common import (
 if TYPE_CHECKING:
     from tether.types import Message
 
-HELP = "/reset clears the history, /exit (or Ctrl-D) quits"
+HELP = (
+    "Ctrl-C stops an answer (the history keeps what was shown of it), /reset clears the "
+    "history, /exit, Ctrl-D or Ctrl-C at the prompt quits"
+)
 
 
 def _read_line() -> str | None:
-    """The next line typed, or None at end of input."""
+    """The next line typed, or None at end of input or Ctrl-C."""
     try:
         return out.input("[bold green]you>[/] ")
-    except EOFError:
+    except (EOFError, KeyboardInterrupt):
         return None
 
 
@@ -49,7 +55,7 @@ def chat(
     while True:
         line = _read_line()
         if line is None:
-            out.print()  # end the prompt line that Ctrl-D left open
+            out.print()  # end the prompt line that Ctrl-D or Ctrl-C left open
             break
         text = line.strip()
         if text == "/exit":
@@ -64,6 +70,13 @@ def chat(
         out.print("[bold blue]model>[/] ", end="")
         try:
             response = print_stream(chosen, history, system=system, **params)
+        except Interrupted as stopped:
+            if stopped.text:
+                history.append(Message.assistant(stopped.text))
+            else:
+                history.pop()  # nothing was shown: as if the question had not been asked
+            err.print("answer stopped; Ctrl-C again quits", style="dim")
+            continue
         except (ProviderError, OutputInvalid) as exc:
             history.pop()  # the turn failed: forget the question so the next one starts clean
             err.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,7 +18,7 @@ from tether.errors import ConfigError, Unavailable
 
 if TYPE_CHECKING:
     from tether.models.base import Model, Prompt
-    from tether.types import Response
+    from tether.types import Response, StreamEvent
 
 out = Console(highlight=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)
@@ -108,16 +108,26 @@ def format_cost(cost: float | None) -> str:
     return "$0" if cost == 0 else f"${cost:.6f}"
 
 
+# Why an answer ended, where the reason is worth a look: it did not simply finish.
+ENDINGS = {
+    "length": "cut off by max_tokens",
+    "repetition": "stopped: repeating itself",
+}
+
+
 def footer(response: Response) -> str:
-    """One line a person can scan: which model, how many tokens, what it cost, how long."""
+    """One line a person can scan: which model, how many tokens, what it cost, how long,
+    and why the answer ended when it was cut short."""
     usage = response.usage
     tokens = f"{usage.input_tokens} in / {usage.output_tokens} out tokens"
     if usage.estimated:
         tokens += " (estimated)"
-    return (
+    line = (
         f"{response.model} · {tokens} · {format_cost(response.cost_usd)} · "
         f"{response.latency_s * 1000:.0f} ms"
     )
+    ending = ENDINGS.get(response.finish_reason)
+    return f"{line} · {ending}" if ending else line
 
 
 def write(text: str) -> None:
@@ -126,18 +136,38 @@ def write(text: str) -> None:
     sys.stdout.flush()
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped an answer as it streamed; ``text`` is as much of it as was shown."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 def print_stream(model: Model, prompt: Prompt, **kwargs: Any) -> Response:
-    """Print text deltas as they arrive and return the final Response."""
+    """Print text deltas as they arrive and return the final Response.
+
+    Ctrl-C closes the stream, which stops the model generating, and raises Interrupted.
+    """
     from tether.types import ResponseEvent, TextDelta
 
     response: Response | None = None
+    shown: list[str] = []
+    events: Iterator[StreamEvent] | None = None
     try:
-        for event in model.stream(prompt, **kwargs):
+        events = model.stream(prompt, **kwargs)
+        for event in events:
             if isinstance(event, TextDelta):
+                shown.append(event.text)
                 write(event.text)
             elif isinstance(event, ResponseEvent):
                 response = event.response
+    except KeyboardInterrupt:
+        raise Interrupted("".join(shown)) from None
     finally:
+        # Now, not when collected: Ctrl-C landing in this loop's body leaves the stream open.
+        if (close := getattr(events, "close", None)) is not None:
+            close()
         write("\n")  # end the line even when the stream fails half-way
     if response is None:  # every stream ends with a ResponseEvent; this guards the contract
         raise Unavailable(f"{model.id} ended its stream without a response", model=model.id)
