@@ -121,7 +121,7 @@ def main() -> int:
         import llama_cpp
 
         import tether
-        from tether.models.local import load, resolve_path
+        from tether.models.local import LocalProvider, load, resolve_path
         from tether.tracing.setup import flush
 
         path = resolve_path("smollm2")
@@ -137,8 +137,11 @@ def main() -> int:
         )
         model = tether.model("local:smollm2")
         loop = asyncio.new_event_loop()
+        # Raw gets the sampling tether gives the embedded model where the caller sets none
+        # (its repetition penalty above all), so both write the same text.
+        raw_params = {**LocalProvider("smollm2").text_defaults(), **params}
         contenders = {
-            **raw_contenders(llama, params, thread),
+            **raw_contenders(llama, raw_params, thread),
             **tether_contenders(model, params, loop),
         }
         groups = [
