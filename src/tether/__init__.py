@@ -19,6 +19,7 @@ _EXPORTS = {
     "Request": "tether.types",
     "Response": "tether.types",
     "Params": "tether.types",
+    "Bounds": "tether.types",
     "Usage": "tether.types",
     "ToolSpec": "tether.types",
     "StreamEvent": "tether.types",
@@ -56,12 +57,14 @@ _EXPORTS = {
     "classify": "tether.structured.classify",
     "aclassify": "tether.structured.classify",
     "Classification": "tether.structured.classify",
+    "Partial": "tether.structured.partial",
 }
 
 __all__ = [
     "ApprovalRequired",
     "AuthError",
     "BadRequest",
+    "Bounds",
     "BudgetExceeded",
     "CassetteMiss",
     "Classification",
@@ -75,6 +78,7 @@ __all__ = [
     "ModelNotFound",
     "OutputInvalid",
     "Params",
+    "Partial",
     "Prompt",
     "PromptError",
     "ProviderError",
@@ -132,7 +136,9 @@ if TYPE_CHECKING:
     from tether.prompts import Prompt, prompt
     from tether.structured.classify import Classification, aclassify, classify
     from tether.structured.extract import aextract, extract
+    from tether.structured.partial import Partial
     from tether.types import (
+        Bounds,
         FinishEvent,
         Message,
         Params,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tether.errors import AuthError, ConfigError
-from tether.types import Params, Price
+from tether.types import Bounds, Params, Price
 
 CONFIG_FILE = "tether.toml"
 SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password)$", re.IGNORECASE)
@@ -92,6 +92,13 @@ class LocalConfig(_Strict):
     threads: int | None = Field(default=None, gt=0)  # None: llama.cpp's default, half the cores
 
 
+class StructuredConfig(_Strict):
+    """``[structured]``: defaults for structured outputs. ``[structured.bounds]`` limits what
+    a grammar-constrained answer may write where its schema sets no bound."""
+
+    bounds: Bounds = Field(default_factory=Bounds)
+
+
 class Settings(_Strict):
     default_model: str = "local:smollm2"
     home: Path = Path(".tether")
@@ -100,6 +107,7 @@ class Settings(_Strict):
     routers: dict[str, RouterConfig] = Field(default_factory=dict)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)
+    structured: StructuredConfig = Field(default_factory=StructuredConfig)
     source: Path | None = Field(default=None, exclude=True)
 
     @property

@@ -143,13 +143,62 @@ class Params(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class Bounds(BaseModel):
+    """Limits on a grammar-constrained answer, where its schema sets none.
+
+    A small model can run away inside a string or a list it is free to extend: write on past
+    the value, or repeat it, until max_tokens cuts the answer off and nothing validates. So
+    under a grammar a string the schema leaves unbounded ends after ``string`` characters, a
+    list after ``items`` items, and with ``runaway`` a string also ends where it starts
+    repeating itself or where the model has already moved on to closing the object, and a
+    list ends at an item that repeats an earlier one. A bound the schema sets itself
+    (``max_length``) always wins. ``None`` lifts a limit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    string: int | None = Field(default=1000, gt=0)
+    items: int | None = Field(default=100, gt=0)
+    runaway: bool = True
+
+    def describe(self) -> str:
+        """One line for a span: ``string<=1000 items<=100 runaway``."""
+        parts = [
+            f"string<={self.string}" if self.string else "string unbounded",
+            f"items<={self.items}" if self.items else "items unbounded",
+        ]
+        return " ".join([*parts, "runaway" if self.runaway else "no-runaway"])
+
+    def tighter(self) -> Bounds | None:
+        """A quarter of the string bound and half the list bound, for one more try after an
+        answer was cut off; None when neither is bounded."""
+        if self.string is None and self.items is None:
+            return None
+        return self.model_copy(
+            update={
+                "string": max(16, self.string // 4) if self.string else None,
+                "items": max(1, self.items // 2) if self.items else None,
+            }
+        )
+
+
 class OutputSchema(BaseModel):
-    """The JSON schema the answer must follow. A provider with a structured-output mode
-    constrains the answer to it (OpenAI's strict json_schema, Anthropic's forced tool,
-    llama.cpp's grammar) and returns the JSON as the Response's text."""
+    """The JSON schema the answer must follow, and how the provider is to hold it to it.
+
+    ``mode`` asks for one mechanism: ``native`` (the provider's own structured-output mode:
+    OpenAI's json_schema response format, Anthropic's JSON output or forced tool), ``grammar``
+    (constrained decoding, llama.cpp), or None for whichever the provider has. A provider
+    without the one asked for raises UnsupportedParameter. The answer's JSON comes back as the
+    Response's text. ``strict`` asks OpenAI for strict schema adherence; ``description`` tells
+    the model what the object is for; ``bounds`` apply under a grammar.
+    """
 
     name: str
     schema_: dict[str, Any] = Field(alias="schema")
+    description: str | None = None
+    mode: Literal["native", "grammar"] | None = None
+    strict: bool = True
+    bounds: Bounds | None = None
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

@@ -110,7 +110,7 @@ class AnthropicProvider(Provider):
             tool_choice=frozenset({"auto", "none", "required", "named"}),
             reasoning=bool(self.options.get("reasoning", True)),
             vision=bool(self.options.get("vision", True)),
-            json_schema=json_schema,
+            structured=frozenset({"native"} if json_schema else ()),
             context_window=int(self.options.get("context_window", CONTEXT_WINDOW)),
             notes={
                 "output": "this endpoint declares no forced tool use (json_schema/tools); "
@@ -259,7 +259,7 @@ def _output_tool(output: OutputSchema, request: Request, budget: int) -> dict[st
         )
     return {
         "name": name,
-        "description": OUTPUT_TOOL_DESCRIPTION,
+        "description": output.description or OUTPUT_TOOL_DESCRIPTION,
         "input_schema": output.schema_,
     }
 

@@ -31,9 +31,11 @@ from tether.errors import (
 )
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
+from tether.models.json_guard import JsonGuard
 from tether.models.local_sampling import (
     BestFirstGrammar,
     LogprobRecorder,
+    TokenTexts,
     after_penalties,
     grammar_for,
     insert,
@@ -81,7 +83,7 @@ CAPABILITIES = Capabilities(
         {"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "logprobs"}
     ),
     tools=True,
-    json_schema=True,  # a grammar built from the schema: valid by construction
+    structured=frozenset({"grammar"}),  # a grammar built from the schema: valid by construction
     tool_choice=frozenset({"none", "named"}),
     notes={
         "tool_choice": "a local model calls a tool only when tool_choice names it "
@@ -209,13 +211,22 @@ def _counting_llama() -> Any:
         last_completion_tokens = 0
         stop: threading.Event | None = None
         record_logprobs: int | None = None
+        guard: JsonGuard | None = None  # for the next grammar-constrained call
         best_first: BestFirstGrammar | None = None  # the last ones installed, for reading
         recorder: LogprobRecorder | None = None
+        _texts: TokenTexts | None = None
+
+        def token_texts(self) -> TokenTexts:
+            if self._texts is None:
+                pieces = [bytes(self.detokenize([i])) for i in range(self._n_vocab)]
+                self._texts = TokenTexts(pieces)
+            return self._texts
 
         def _init_sampler(  # type: ignore[override]
             self, grammar: Any = None, **kwargs: Any
         ) -> Any:
             keep = None
+            guard = self.guard if grammar is not None else None
             if grammar is not None:
                 keep = keep_count(
                     kwargs.get("temp", 0.8),
@@ -223,11 +234,12 @@ def _counting_llama() -> Any:
                     kwargs.get("mirostat_mode", 0),
                     self._n_vocab,
                 )
-            if keep is None:
+            if keep is None and guard is None:
                 sampler = super()._init_sampler(grammar=grammar, **kwargs)
             else:
                 sampler = super()._init_sampler(**kwargs)
-                self.best_first = BestFirstGrammar(self._model.vocab, grammar, keep)
+                texts = self.token_texts() if guard is not None else None
+                self.best_first = BestFirstGrammar(self._model.vocab, grammar, keep, guard, texts)
                 insert(sampler, after_penalties(sampler), self.best_first)
             if self.record_logprobs is not None:
                 self.recorder = LogprobRecorder(self.record_logprobs)
@@ -296,6 +308,13 @@ class LocalProvider(Provider):
             args["tool_choice"] = tool_choice(params.tool_choice)
         return args
 
+    def _guard(self, request: Request) -> JsonGuard | None:
+        """The guard that ends a runaway value, for an answer held to a schema with bounds."""
+        spec = request.output
+        if spec is None or spec.bounds is None:
+            return None
+        return JsonGuard(spec.schema_, spec.bounds)
+
     def _check_fits(self, loaded: _Loaded, args: dict[str, Any]) -> None:
         prompt_tokens = loaded.count_prompt(args["messages"], args.get("tools"))
         reserve = args.get("max_tokens") or 1
@@ -318,11 +337,16 @@ class LocalProvider(Provider):
         """The streamed chunks of a chat completion, then its exact usage (llama-cpp-python
         reports none in streams; its generate() is wrapped to count)."""
         args = self._arguments(request)
+        guard = self._guard(request)
         llama = loaded.llama
 
         def chunks_then_usage() -> Iterator[Any]:
             # Runs on the model's thread: the counts are read before another call resets them.
-            yield from llama.create_chat_completion(stream=True, **args)
+            llama.guard = guard
+            try:
+                yield from llama.create_chat_completion(stream=True, **args)
+            finally:
+                llama.guard = None
             yield Usage(
                 input_tokens=llama.last_prompt_tokens, output_tokens=llama.last_completion_tokens
             )
@@ -334,16 +358,18 @@ class LocalProvider(Provider):
         the call is cancelled or times out, so the model is never left busy for nobody."""
         loaded = await asyncio.to_thread(self.model)
         args = self._arguments(request)
+        guard = self._guard(request)
 
         def complete(stop: threading.Event) -> tuple[Any, list[TokenLogprob] | None]:
             llama = loaded.llama
             llama.stop, llama.record_logprobs, llama.recorder = stop, request.params.logprobs, None
+            llama.guard = guard
             try:
                 result = llama.create_chat_completion(**args)
                 text = result["choices"][0]["message"].get("content") or ""
                 return result, _logprobs(llama, text)
             finally:
-                llama.stop, llama.record_logprobs = None, None
+                llama.stop, llama.record_logprobs, llama.guard = None, None, None
 
         try:
             result, logprobs = await call_in_thread(complete, loaded.thread)

@@ -30,6 +30,7 @@ from tether.types import (
     FinishEvent,
     FinishReason,
     Message,
+    OutputSchema,
     Part,
     Price,
     Request,
@@ -92,6 +93,23 @@ def strict_schema(schema: Any) -> Any:
     return out
 
 
+def response_format(output: OutputSchema) -> dict[str, Any]:
+    """The response_format for a structured answer: JSON mode for a bare object schema (no
+    properties to hold it to), else a json_schema, strict (tether closes the schema as
+    strict mode demands) unless ``output.strict`` is off."""
+    schema = output.schema_
+    if schema.get("type") == "object" and not schema.get("properties") and "$ref" not in schema:
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {
+        "name": output.name,
+        "schema": strict_schema(schema) if output.strict else schema,
+        "strict": output.strict,
+    }
+    if output.description:
+        spec["description"] = output.description
+    return {"type": "json_schema", "json_schema": spec}
+
+
 def official_capabilities(name: str) -> Capabilities:
     reasoning = name.startswith(REASONING_PREFIXES)
     window = next((w for p, w in CONTEXT_WINDOWS.items() if name.startswith(p)), None)
@@ -104,7 +122,7 @@ def official_capabilities(name: str) -> Capabilities:
         params=params,
         reasoning=reasoning,
         vision=True,
-        json_schema=True,
+        structured=frozenset({"native"}),
         context_window=window,
         notes={
             "temperature": note,
@@ -136,7 +154,7 @@ class OpenAIProvider(Provider):
             reasoning=bool(opts.get("reasoning", False)),
             vision=bool(opts.get("vision", False)),
             # Servers differ: llama.cpp's answers 500 to response_format json_schema.
-            json_schema=bool(opts.get("json_schema", False)),
+            structured=frozenset({"native"} if opts.get("json_schema") else ()),
             context_window=opts.get("context_window"),
             notes={
                 "output": "declare json_schema = true for this endpoint if the server takes "
@@ -196,14 +214,7 @@ class OpenAIProvider(Provider):
         if params.tool_choice is not None:
             args["tool_choice"] = tool_choice(params.tool_choice)
         if request.output is not None:
-            args["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": request.output.name,
-                    "schema": strict_schema(request.output.schema_),
-                    "strict": True,
-                },
-            }
+            args["response_format"] = response_format(request.output)
         return args
 
     async def request(self, request: Request) -> Response:
