@@ -757,3 +757,72 @@ async def test_structured_output_streams_its_fields_then_the_object(
     assert wire.sent["stream"] is True
     spec = wire.sent["response_format"]["json_schema"]
     assert spec["strict"] is True and spec["schema"]["additionalProperties"] is False
+
+
+# -- strict schemas ----------------------------------------------------------------------------
+
+
+def answer_with(content: str) -> httpx2.Response:
+    """The recorded plain completion, with ``content`` as the assistant's text."""
+    data = json.loads((FIXTURES / "completion_text.json").read_text("utf-8"))
+    data["json"]["choices"][0]["message"]["content"] = content
+    return httpx2.Response(data["status"], headers=data["headers"], json=data["json"])
+
+
+async def test_strict_schema_keeps_fields_named_like_keywords(openai_model: ModelFactory) -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    class Setting(BaseModel):
+        default: str = "on"  # a field named like the keyword, with a default of its own
+        required: bool
+        type: Literal["flag", "value"]
+        properties: list[str] = Field(default_factory=list, examples=[["default"]])
+
+    class Config(BaseModel):
+        name: str
+        setting: Setting
+        default: Setting | None = None
+
+    answer = {
+        "name": "beta",
+        "setting": {"default": "off", "required": True, "type": "flag", "properties": ["a"]},
+        "default": None,
+    }
+    wire = Wire(answer_with(json.dumps(answer)))
+    config = await openai_model(wire).agenerate("Configure", output=Config, strategy="native")
+
+    assert config == Config.model_validate(answer)
+    spec = wire.sent["response_format"]["json_schema"]
+    assert spec["strict"] is True
+    assert spec["schema"] == {
+        "$defs": {
+            "Setting": {
+                "properties": {
+                    "default": {"type": "string", "title": "Default"},
+                    "required": {"title": "Required", "type": "boolean"},
+                    "type": {"enum": ["flag", "value"], "title": "Type", "type": "string"},
+                    "properties": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "examples": [["default"]],  # data, not a schema: kept as it is
+                        "title": "Properties",
+                    },
+                },
+                "required": ["default", "required", "type", "properties"],
+                "title": "Setting",
+                "type": "object",
+                "additionalProperties": False,
+            }
+        },
+        "properties": {
+            "name": {"title": "Name", "type": "string"},
+            "setting": {"$ref": "#/$defs/Setting"},
+            "default": {"anyOf": [{"$ref": "#/$defs/Setting"}, {"type": "null"}]},
+        },
+        "required": ["name", "setting", "default"],
+        "title": "Config",
+        "type": "object",
+        "additionalProperties": False,
+    }

@@ -77,16 +77,37 @@ def reasoning_effort(budget: int) -> str:
     return "high"
 
 
+# JSON Schema keywords that hold schemas: named maps of them, and a schema or a list of them.
+# Every other keyword's value is data (a default, an enum), and a map's keys are names.
+NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "definitions",
+                           "dependentSchemas"})  # fmt: skip
+SUBSCHEMAS = frozenset({"anyOf", "allOf", "oneOf", "not", "if", "then", "else", "items",
+                        "prefixItems", "additionalItems", "contains", "additionalProperties",
+                        "propertyNames", "unevaluatedItems", "unevaluatedProperties"})  # fmt: skip
+
+
 def strict_schema(schema: Any) -> Any:
     """A JSON schema in the form OpenAI's strict mode accepts: every object closed
     (additionalProperties false) with all its properties required (optional ones stay
-    nullable through their own anyOf), and no defaults."""
+    nullable through their own anyOf), and no ``default`` keyword.
+
+    The schema is walked by structure, so a property named ``default`` (or ``required``,
+    ``type``) is a name like any other and stays."""
     if isinstance(schema, list):
         return [strict_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: strict_schema(value) for key, value in schema.items() if key != "default"}
-    if out.get("type") == "object" and "properties" in out:
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "default":
+            continue
+        if key in NAMED_SCHEMAS and isinstance(value, dict):
+            out[key] = {name: strict_schema(sub) for name, sub in value.items()}
+        elif key in SUBSCHEMAS:
+            out[key] = strict_schema(value)
+        else:
+            out[key] = value
+    if out.get("type") == "object" and isinstance(out.get("properties"), dict):
         out["additionalProperties"] = False
         out["required"] = list(out["properties"])
     return out
