@@ -27,12 +27,15 @@ from tether import errors
 from tether.models.anthropic import (
     AnthropicProvider,
     build_params,
+    failures,
     finish_reason,
     map_error,
     to_response,
 )
 from tether.models.base import Model, ProviderModel
 from tether.models.http import retry_after
+from tether.models.middleware.fallback import Fallback
+from tether.models.middleware.retry import Retry
 from tether.types import (
     FinishEvent,
     ImagePart,
@@ -770,10 +773,13 @@ async def test_api_key_env_option(
     assert (await model.agenerate("hi")).text
 
 
-async def test_malformed_json_body(fake: Callable[..., FakeAnthropic]) -> None:
-    model = fake(json_reply("malformed.json")).model()
-    with pytest.raises(errors.Unavailable, match="try again"):
+async def test_malformed_json_body_is_not_retried(fake: Callable[..., FakeAnthropic]) -> None:
+    model = Retry(fake(json_reply("malformed.json")).model(), backoff=0)  # one reply only
+    with pytest.raises(errors.MalformedResponse, match="asking again will not help") as caught:
         await model.agenerate("hi")
+    assert not caught.value.retryable
+    assert caught.value.excerpt.startswith('{"id": "msg_01Broken"')
+    assert isinstance(caught.value.__cause__, json.JSONDecodeError)
 
 
 async def test_non_json_body(fake: Callable[..., FakeAnthropic]) -> None:
@@ -782,8 +788,38 @@ async def test_non_json_body(fake: Callable[..., FakeAnthropic]) -> None:
         200, content=b"<html>gateway</html>", headers={"content-type": "text/html"}
     )
     model = fake(reply).model()
-    with pytest.raises(errors.Unavailable, match="malformed response"):
+    with pytest.raises(errors.MalformedResponse, match="expected a Message, got str") as caught:
         await model.agenerate("hi")
+    assert caught.value.excerpt == "<html>gateway</html>"
+    assert caught.value.provider == "anthropic"
+
+
+async def test_a_stream_event_of_the_wrong_shape_is_malformed(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    # message_start without its message: the SDK builds the event unvalidated
+    sse = 'event: message_start\ndata: {"type": "message_start"}\n\n'
+    reply = httpx2.Response(
+        200, content=sse.encode(), headers={"content-type": "text/event-stream"}
+    )
+    with pytest.raises(errors.MalformedResponse, match="AttributeError") as caught:
+        await collect(fake(reply).model().astream("hi"))
+    assert caught.value.excerpt == '{"message": null, "type": "message_start"}'  # as the SDK saw it
+
+
+async def test_a_failure_in_tethers_own_code_is_not_a_provider_error(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    # a sync client where the SDK wants an async one: its TypeError surfaces as itself, not
+    # as an outage to retry and hand to the fallback
+    broken = ProviderModel(AnthropicProvider(MODEL, {"http_client": httpx2.Client()}))
+    backup = fake()  # never asked
+    guarded = Fallback([Retry(broken, backoff=0), backup.model()])
+    with pytest.raises(TypeError, match="http_client"):
+        await guarded.agenerate("hi")
+    with pytest.raises(TypeError, match="http_client"):
+        await collect(guarded.astream("hi"))
+    assert backup.bodies == []
 
 
 @pytest.mark.parametrize(
@@ -865,7 +901,9 @@ def test_sdk_exception_list_is_complete() -> None:
 
 @pytest.mark.parametrize("cls", sdk_exception_classes(), ids=lambda cls: cls.__name__)
 def test_every_sdk_exception_is_mapped(cls: type[anthropic.AnthropicError]) -> None:
-    error = map_error(build(cls), "anthropic:claude-sonnet-4-5")
+    raised = build(cls)
+    assert isinstance(raised, failures()), f"{cls.__name__} would not reach map_error"
+    error = map_error(raised, "anthropic:claude-sonnet-4-5")
     assert isinstance(error, errors.ProviderError)
     assert type(error) is not errors.ProviderError, f"{cls.__name__} is not mapped"
     assert error.provider == "anthropic"
@@ -894,7 +932,8 @@ def test_every_sdk_exception_is_mapped(cls: type[anthropic.AnthropicError]) -> N
         ("NotFoundError", errors.BadRequest),
         ("ConflictError", errors.BadRequest),
         ("UnprocessableEntityError", errors.BadRequest),
-        ("APIResponseValidationError", errors.Unavailable),
+        ("APIResponseValidationError", errors.MalformedResponse),
+        ("APIError", errors.MalformedResponse),
     ],
 )
 def test_sdk_exception_mapping(name: str, expected: type[errors.ProviderError]) -> None:
@@ -905,9 +944,10 @@ def test_sdk_exception_mapping(name: str, expected: type[errors.ProviderError]) 
         assert error.retry_after == 2.0
 
 
-def test_malformed_body_errors_map_to_unavailable() -> None:
+def test_unreadable_bodies_map_to_malformed_response() -> None:
     for exc in (json.JSONDecodeError("Expecting value", "{", 1), ValueError("bad data")):
-        assert type(map_error(exc, "anthropic:x")) is errors.Unavailable
+        assert type(map_error(exc, "anthropic:x")) is errors.MalformedResponse
+    assert map_error(json.JSONDecodeError("Expecting value", "{", 1), "anthropic:x").excerpt == "{"
 
 
 def test_tether_errors_pass_through() -> None:

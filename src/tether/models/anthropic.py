@@ -24,15 +24,16 @@ from tether.errors import (
     AuthError,
     BadRequest,
     ContextTooLong,
+    MalformedResponse,
     ProviderError,
     RateLimited,
-    TetherError,
     Timeout,
     Unavailable,
     UnsupportedParameter,
 )
 from tether.models.base import Capabilities, Provider
 from tether.models.http import retry_after
+from tether.models.reading import malformed, reading
 from tether.types import (
     FinishEvent,
     FinishReason,
@@ -69,6 +70,7 @@ _NO_SAMPLING = (
     "top_p; remove them"
 )
 
+MALFORMED_HINT = "if it goes on, report it with the excerpt: the API's payloads may have changed"
 OUTPUT_TOOL_DESCRIPTION = "Give the answer as this tool's input."
 
 _TOOL_CHOICE = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
@@ -149,22 +151,14 @@ class AnthropicProvider(Provider):
         params = build_params(request, self.model_name)
         try:
             message = await self._client().messages.create(**params)
-        except TetherError:
-            raise
-        except Exception as exc:
+        except failures() as exc:
             raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
         # The SDK returns a bare str when the body is not JSON, and builds models without
         # validation, so a body of the wrong shape surfaces here.
-        try:
+        with reading(message, model=self.model_id, provider=self.name, hint=MALFORMED_HINT):
             if not isinstance(message, WireMessage):
                 raise TypeError(f"expected a Message, got {type(message).__name__}")
             return to_response(message, self.model_id, output=_output_name(request))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise Unavailable(
-                f"{self.model_id}: Anthropic sent a malformed response ({exc}); try again",
-                model=self.model_id,
-                provider=self.name,
-            ) from exc
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         params = build_params(request, self.model_name)
@@ -173,11 +167,13 @@ class AnthropicProvider(Provider):
             events = await self._client().messages.create(**params, stream=True)
             async with events:
                 async for event in events:
-                    for out in state.feed(event):
+                    with reading(
+                        event, model=self.model_id, provider=self.name, hint=MALFORMED_HINT
+                    ):
+                        found = state.feed(event)
+                    for out in found:
                         yield out
-        except TetherError:
-            raise
-        except Exception as exc:
+        except failures() as exc:
             raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
         if not state.stopped:
             return  # cut before message_stop: with no FinishEvent, ProviderModel raises Unavailable
@@ -193,11 +189,10 @@ class AnthropicProvider(Provider):
             args["system"] = system
         try:
             counted = await self._client().messages.count_tokens(**args)
-            return int(counted.input_tokens)
-        except TetherError:
-            raise
-        except Exception as exc:
+        except failures() as exc:
             raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
+        with reading(counted, model=self.model_id, provider=self.name, hint=MALFORMED_HINT):
+            return int(counted.input_tokens)
 
     async def aclose(self) -> None:
         """Close this loop's client; an injected http_client belongs to its owner."""
@@ -472,6 +467,17 @@ _BY_TYPE: dict[str, type[ProviderError]] = {
 
 
 @cache
+def failures() -> tuple[type[Exception], ...]:
+    """What the SDK and the transport raise (the SDK refuses some calls with a bare
+    ValueError): the exceptions map_error maps. Anything else raised during a call is
+    tether's own and surfaces as itself."""
+    import anthropic
+    import httpx2
+
+    return (anthropic.AnthropicError, httpx2.HTTPError, ValueError)
+
+
+@cache
 def _rules() -> tuple[tuple[type[BaseException], type[ProviderError], str], ...]:
     """SDK and transport exceptions, most specific first, with what to do next."""
     import anthropic as a
@@ -493,14 +499,14 @@ def _rules() -> tuple[tuple[type[BaseException], type[ProviderError], str], ...]
         (a.BadRequestError, BadRequest, "fix the request; it will fail again as it is"),
         (a.APITimeoutError, Timeout, f"no answer in time; {_RETRY}"),
         (a.APIConnectionError, Unavailable, f"could not reach Anthropic; {_RETRY}"),
-        (a.APIResponseValidationError, Unavailable, f"Anthropic sent a malformed body; {_RETRY}"),
+        (a.APIResponseValidationError, MalformedResponse, MALFORMED_HINT),
         (a.APIWebhookValidationError, BadRequest, "a webhook failed verification"),
         (a.CredentialsError, AuthError, "fix the credentials configuration"),
         (a.WorkloadIdentityError, AuthError, "fix the workload identity configuration"),
         (a.RetryableError, Unavailable, _RETRY),
         (httpx2.TimeoutException, Timeout, f"no answer in time; {_RETRY}"),
         (httpx2.HTTPError, Unavailable, f"the connection failed; {_RETRY}"),
-        (json.JSONDecodeError, Unavailable, f"Anthropic sent a malformed body; {_RETRY}"),
+        (json.JSONDecodeError, MalformedResponse, MALFORMED_HINT),
     )
 
 
@@ -520,6 +526,9 @@ def map_error(
         detail = f"Anthropic does not know the model {model_id.partition(':')[2]!r} ({detail})"
     elif kind is BadRequest and any(m in str(detail).lower() for m in _TOO_LONG):
         kind, hint = ContextTooLong, "shorten the prompt or use a model with a larger window"
+    if kind is MalformedResponse:
+        received = getattr(exc, "doc", None) or getattr(exc, "body", None)
+        return malformed(exc, received, model=model_id, provider=AnthropicProvider.name, hint=hint)
     headers = getattr(getattr(exc, "response", None), "headers", None)
     return kind(
         f"{model_id}: {detail}; {hint.replace('{env}', api_key_env)}",
@@ -547,7 +556,7 @@ def _classify(exc: BaseException) -> tuple[type[ProviderError], str]:
         # The SDK refuses long non-streaming calls itself, before sending anything.
         return BadRequest, "lower max_tokens, or stream the call (astream/stream)"
     if isinstance(exc, anthropic.APIError | ValueError):
-        return Unavailable, f"Anthropic's answer could not be read; {_RETRY}"
+        return MalformedResponse, MALFORMED_HINT
     if isinstance(exc, anthropic.AnthropicError):
         return BadRequest, "the SDK refused the call; check the provider options"
     return ProviderError, "an unexpected failure; report it with the traceback"
