@@ -658,6 +658,34 @@ async def test_streamed_tool_call_matches_plain(fake: Callable[..., FakeAnthropi
     assert comparable(final(events)) == comparable(plain)
 
 
+async def test_server_and_mcp_tool_blocks_stream_as_the_plain_call_reads_them(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    # web search and an MCP server run at Anthropic: their blocks stream input JSON too, but
+    # only the tool_use block is a call for the caller to make
+    endpoint = fake(json_reply("message_server_tools.json"), sse_reply("stream_server_tools.sse"))
+    model = endpoint.model()
+    plain = await model.agenerate("When was Claude Shannon born?", tools=[WEATHER])
+    events = await collect(model.astream("When was Claude Shannon born?", tools=[WEATHER]))
+    pieces = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert {p.index for p in pieces} == {8}  # the tool_use block; not 1 (web search) or 6 (MCP)
+    streamed = final(events)
+    assert comparable(streamed) == comparable(plain)
+    assert streamed.message.content == [
+        TextPart(
+            text="I'll search for when Claude Shannon was born.Based on the search results, "
+            "Claude Shannon was born on April 30, 1916, in Petoskey, Michigan. Let me ask the "
+            "echo server, then check the weather there."
+        ),
+        ToolCallPart(
+            id="toolu_01A09q90qw90lq917835lq9",
+            name="get_weather",
+            arguments='{"location": "Petoskey, MI"}',
+        ),
+    ]
+    assert streamed.finish_reason == "tool_calls"
+
+
 def test_sync_twins(fake: Callable[..., FakeAnthropic]) -> None:
     model = fake(json_reply("message_text.json"), sse_reply("stream_text.sse")).model()
     assert model.generate("hi").text == "Hello! How can I help you today?"

@@ -345,9 +345,9 @@ def to_response(message: WireMessage, model_id: str, *, output: str | None = Non
     calls = False
     for block in message.content:
         if block.type == "text":
-            parts.append(TextPart(text=block.text))
+            _add_text(parts, block.text)
         elif block.type == "tool_use" and block.name == output:
-            parts.append(TextPart(text=json.dumps(block.input, ensure_ascii=False)))
+            _add_text(parts, json.dumps(block.input, ensure_ascii=False))
         elif block.type == "tool_use":
             calls = True
             arguments = json.dumps(block.input)
@@ -363,6 +363,15 @@ def to_response(message: WireMessage, model_id: str, *, output: str | None = Non
         model=model_id,
         provider_id=message.id,
     )
+
+
+def _add_text(parts: list[Part], text: str) -> None:
+    """Text blocks next to each other (split by citations, or by a server tool's blocks, which
+    tether's Response leaves out) are one run of text, as the stream accumulates them."""
+    if parts and isinstance(parts[-1], TextPart):
+        parts[-1] = TextPart(text=parts[-1].text + text)
+    else:
+        parts.append(TextPart(text=text))
 
 
 def finish_reason(stop_reason: str | None, *, output: bool = False) -> FinishReason:
@@ -396,10 +405,13 @@ class _StreamState:
     stopped: bool = False
     output: str | None = None  # the structured-output tool, whose input streams as text
     output_blocks: set[int] = field(default_factory=set)
-    calls: bool = False  # a real tool call (not the output tool) was made
+    # The blocks opened as tool_use (not the output tool): only their input is a tool call.
+    # A server_tool_use or mcp_tool_use block streams input too, but Anthropic runs it.
+    call_blocks: set[int] = field(default_factory=set)
 
     def finish_reason(self) -> FinishReason:
-        return finish_reason(self.stop_reason, output=self.output is not None and not self.calls)
+        calls = bool(self.call_blocks)
+        return finish_reason(self.stop_reason, output=self.output is not None and not calls)
 
     def feed(self, event: RawMessageStreamEvent) -> list[StreamEvent]:
         if event.type == "message_start":
@@ -419,25 +431,26 @@ class _StreamState:
                 self.output_blocks.add(index)
                 return []
             if block.type == "tool_use":
-                self.calls = True
+                self.call_blocks.add(index)
                 return [ToolCallDelta(index=index, id=block.id, name=block.name)]
             if block.type == "thinking" and block.thinking:
                 return [ReasoningDelta(index=index, text=block.thinking)]
             if block.type == "redacted_thinking":
                 return [ReasoningDelta(index=index, signature=block.data, redacted=True)]
         elif event.type == "content_block_delta":
-            delta = event.delta
-            if event.index in self.output_blocks and delta.type == "input_json_delta":
+            delta, index = event.delta, event.index
+            if delta.type != "input_json_delta":
+                return _delta(index, delta)
+            if index in self.output_blocks:
                 return [TextDelta(text=delta.partial_json)] if delta.partial_json else []
-            return _delta(event.index, delta)
+            if index in self.call_blocks:
+                return [ToolCallDelta(index=index, arguments=delta.partial_json)]
         return []
 
 
 def _delta(index: int, delta: RawContentBlockDelta) -> list[StreamEvent]:
     if delta.type == "text_delta":
         return [TextDelta(text=delta.text)]
-    if delta.type == "input_json_delta":
-        return [ToolCallDelta(index=index, arguments=delta.partial_json)]
     if delta.type == "thinking_delta":
         return [ReasoningDelta(index=index, text=delta.thinking)]
     if delta.type == "signature_delta":
