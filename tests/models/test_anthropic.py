@@ -277,6 +277,47 @@ async def test_forced_tool_call(fake: Callable[..., FakeAnthropic]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("tool", "strict"),
+    [
+        ({"name": "get_weather", "description": WEATHER.description,
+          "input_schema": WEATHER.parameters, "strict": True}, True),
+        ({"type": "function", "function": {"name": "get_weather",
+          "description": WEATHER.description, "parameters": WEATHER.parameters}}, None),
+        ({"type": "function", "name": "get_weather", "description": WEATHER.description,
+          "parameters": WEATHER.parameters, "strict": False}, False),
+        (WEATHER.model_dump(), None),
+    ],
+    ids=["anthropic", "chat completions", "responses", "tether"],
+)  # fmt: skip
+async def test_each_providers_tool_shape_reaches_anthropic_with_its_schema(
+    fake: Callable[..., FakeAnthropic], tool: dict[str, Any], strict: bool | None
+) -> None:
+    expected: dict[str, Any] = {
+        "name": "get_weather",
+        "description": WEATHER.description,
+        "input_schema": WEATHER.parameters,
+    }
+    if strict is not None:
+        expected["strict"] = strict
+
+    def check(body: dict[str, Any]) -> None:
+        assert body["tools"] == [expected]
+
+    model = fake(json_reply("message_tool_use.json"), check=check).model()
+    response = await model.agenerate("Weather in SF?", tools=[tool])
+    assert response.tool_calls[0].name == "get_weather"
+
+
+async def test_an_unknown_tool_shape_is_refused_naming_the_shapes(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    server_tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+    with pytest.raises(errors.ConfigError, match="a tool must be tether's") as caught:
+        await fake().model().agenerate("hi", tools=[server_tool])
+    assert "['max_uses', 'name', 'type']" in str(caught.value)
+
+
+@pytest.mark.parametrize(
     ("choice", "wire"),
     [("auto", {"type": "auto"}), ("none", {"type": "none"}), ("required", {"type": "any"})],
 )

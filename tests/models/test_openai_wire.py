@@ -21,6 +21,7 @@ import pytest
 from tether.errors import (
     AuthError,
     BadRequest,
+    ConfigError,
     ContextTooLong,
     MalformedResponse,
     ProviderError,
@@ -237,6 +238,63 @@ async def test_named_tool_choice_and_tool_calls(openai_model: ModelFactory) -> N
     ]
     assert response.usage == Usage(input_tokens=82, output_tokens=47)
     assert response.cost_usd == pytest.approx((82 * INPUT + 47 * OUTPUT) / 1e6, rel=1e-12)
+
+
+WEATHER_SCHEMA = WEATHER.parameters
+
+
+@pytest.mark.parametrize(
+    ("tool", "strict"),
+    [
+        (WEATHER.model_dump(), None),
+        ({"type": "function", "function": {"name": "get_weather",
+          "description": WEATHER.description, "parameters": WEATHER_SCHEMA, "strict": True}}, True),
+        ({"type": "function", "name": "get_weather", "description": WEATHER.description,
+          "parameters": WEATHER_SCHEMA, "strict": False}, False),
+        ({"name": "get_weather", "description": WEATHER.description,
+          "input_schema": WEATHER_SCHEMA}, None),
+    ],
+    ids=["tether", "chat completions", "responses", "anthropic"],
+)  # fmt: skip
+async def test_each_providers_tool_shape_is_sent_as_a_function(
+    openai_model: ModelFactory, tool: dict[str, Any], strict: bool | None
+) -> None:
+    wire = Wire(recorded("completion_tool_calls.json"))
+    response = await openai_model(wire).agenerate("Weather?", tools=[tool])
+    function = {"name": "get_weather", "description": WEATHER.description}
+    function["parameters"] = WEATHER_SCHEMA  # never lost, whatever the shape it came in
+    if strict is not None:
+        function["strict"] = strict
+    assert wire.sent["tools"] == [{"type": "function", "function": function}]
+    assert response.tool_calls[0].name == "get_weather"
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        {"name": "get_weather", "input_schema": WEATHER_SCHEMA, "cache_control": {"type": "x"}},
+        {"type": "web_search_20250305", "name": "web_search"},
+        {"type": "function", "function": {"name": "f"}, "strict": True},
+        {"name": "f", "parameters": {}, "input_schema": {}},
+        {"description": "no name"},
+    ],
+)
+async def test_a_tool_of_no_known_shape_is_refused_before_sending(
+    openai_model: ModelFactory, tool: dict[str, Any]
+) -> None:
+    wire = Wire()
+    with pytest.raises(
+        ConfigError, match=r"or Anthropic's \{name, description, input_schema"
+    ) as caught:
+        await openai_model(wire).agenerate("Weather?", tools=[tool])
+    assert str(sorted(tool)) in str(caught.value)
+    assert wire.requests == []
+
+
+async def test_a_tool_with_a_wrong_value_is_a_config_error(openai_model: ModelFactory) -> None:
+    tools = [WEATHER, {"name": "f", "parameters": "none"}]
+    with pytest.raises(ConfigError, match=r"tools\[1\]: parameters: input should be a valid dict"):
+        await openai_model(Wire()).agenerate("hi", tools=tools)
 
 
 @pytest.mark.parametrize("choice", ["auto", "none", "required"])

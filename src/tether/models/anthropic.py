@@ -224,6 +224,7 @@ def build_params(request: Request, model_name: str) -> dict[str, Any]:
         params["stop_sequences"] = list(p.stop)
     tools = [
         {"name": t.name, "description": t.description, "input_schema": t.parameters}
+        | ({"strict": t.strict} if t.strict is not None else {})
         for t in request.tools
     ]
     if p.tool_choice is not None:

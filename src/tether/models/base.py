@@ -16,12 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from tether import _sync
 from tether.errors import ConfigError, Unavailable, UnsupportedParameter
 from tether.models.accumulate import Accumulator
 from tether.types import (
+    TOOL_SHAPES,
     Message,
     Params,
     Price,
@@ -30,6 +31,7 @@ from tether.types import (
     ResponseEvent,
     StreamEvent,
     ToolSpec,
+    problems,
 )
 
 Prompt = str | Message | Sequence[Message] | Request
@@ -61,7 +63,8 @@ def build_request(
     metadata: dict[str, str] | None = None,
     **params: Any,
 ) -> Request:
-    """Normalise what a caller passed (text, messages or a Request) into a Request."""
+    """Normalise what a caller passed (text, messages or a Request) into a Request; a
+    ConfigError for a tool of no known shape."""
     if isinstance(prompt, Request):
         request = prompt
     else:
@@ -77,12 +80,23 @@ def build_request(
         rest = [m for m in request.messages if m.role != "system"]
         update["messages"] = [Message.system(system), *rest]
     if tools is not None:
-        update["tools"] = [ToolSpec.model_validate(t) for t in tools]
+        update["tools"] = _tools(tools)
     if metadata:
         update["metadata"] = {**request.metadata, **metadata}
     if params:
         update["params"] = Params.model_validate({**request.params.set_fields(), **params})
     return request.model_copy(update=update) if update else request
+
+
+def _tools(tools: Sequence[ToolSpec | dict[str, Any]]) -> list[ToolSpec]:
+    specs = []
+    for number, tool in enumerate(tools):
+        try:
+            specs.append(ToolSpec.model_validate(tool))
+        except ValidationError as exc:
+            found = "; ".join(problems(exc))
+            raise ConfigError(f"tools[{number}]: {found}; a tool is {TOOL_SHAPES}") from exc
+    return specs
 
 
 @dataclass(frozen=True)
