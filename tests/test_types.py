@@ -1,7 +1,7 @@
 import pytest
 
 import tether
-from tether.errors import OutputInvalid
+from tether.errors import ConfigError, OutputInvalid
 from tether.models.accumulate import Accumulator
 from tether.models.base import build_request
 from tether.types import (
@@ -47,9 +47,9 @@ def test_build_request_from_text_system_and_params() -> None:
 
 
 def test_unknown_parameter_is_rejected_with_valid_names() -> None:
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ConfigError) as info:
         build_request("hi", temprature=0.1)
-    assert "temprature" in str(info.value)
+    assert "unknown keyword 'temprature' (did you mean 'temperature'?)" in str(info.value)
 
 
 def test_accumulator_merges_deltas_into_a_response() -> None:

@@ -6,7 +6,9 @@ gateway all read and write them, so what a user holds in memory is what lands on
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -183,6 +185,36 @@ class Params(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+def check_params(
+    values: Mapping[str, Any],
+    *,
+    source: str = "",
+    keywords: Sequence[str] = (),
+    error: Callable[[str], Exception] = ConfigError,
+) -> Params:
+    """``values`` as Params: the one check behind every way parameters come in (keywords,
+    prompt files, tether.toml aliases, ``-o``). A key that is not a parameter is refused
+    with its likely spelling and every valid name (``keywords``, the caller's own, first);
+    a wrong value with the parameter and why. ``source`` (a file and line, an alias,
+    ``generate()``) leads the message; ``error`` is the exception to raise."""
+    lead = f"{source}: " if source else ""
+    fields = list(Params.model_fields)
+    if unknown := [key for key in values if key not in Params.model_fields]:
+        noun = "keyword" if keywords else "parameter"
+        named = "; ".join(
+            f"unknown {noun} {key!r}{did_you_mean(key, [*keywords, *fields])}" for key in unknown
+        )
+        if keywords:
+            valid = f"valid keywords: {', '.join(keywords)}, and the parameters {', '.join(fields)}"
+        else:
+            valid = f"valid parameters: {', '.join(fields)}"
+        raise error(f"{lead}{named}; {valid}")
+    try:
+        return Params.model_validate(dict(values))
+    except ValidationError as exc:
+        raise error(lead + "; ".join(problems(exc))) from exc
+
+
 def problems(exc: ValidationError) -> list[str]:
     """Each of pydantic's errors as one short line: where, what is wrong, and the value."""
     lines = []
@@ -191,6 +223,12 @@ def problems(exc: ValidationError) -> list[str]:
         message = found["msg"][:1].lower() + found["msg"][1:]
         lines.append(f"{where}: {message} (got {found['input']!r})")
     return lines
+
+
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class OutputSchema(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
@@ -24,13 +24,13 @@ from tether.models.accumulate import Accumulator
 from tether.types import (
     TOOL_SHAPES,
     Message,
-    Params,
     Price,
     Request,
     Response,
     ResponseEvent,
     StreamEvent,
     ToolSpec,
+    check_params,
     problems,
 )
 
@@ -38,6 +38,7 @@ Prompt = str | Message | Sequence[Message] | Request
 T = TypeVar("T")
 Out = TypeVar("Out", bound=BaseModel)
 STRUCTURED_ONLY = ("strategy", "attempts")  # keywords that only mean something with output=
+REQUEST_KEYWORDS = ("system", "tools", "metadata")  # build_request's own, beside the Params
 
 
 @asynccontextmanager
@@ -64,7 +65,8 @@ def build_request(
     **params: Any,
 ) -> Request:
     """Normalise what a caller passed (text, messages or a Request) into a Request; a
-    ConfigError for a tool of no known shape."""
+    ConfigError for a keyword that is no parameter, a wrong value or a tool of no known
+    shape."""
     if isinstance(prompt, Request):
         request = prompt
     else:
@@ -84,8 +86,17 @@ def build_request(
     if metadata:
         update["metadata"] = {**request.metadata, **metadata}
     if params:
-        update["params"] = Params.model_validate({**request.params.set_fields(), **params})
+        merged = {**request.params.set_fields(), **params}
+        update["params"] = check_params(merged, keywords=REQUEST_KEYWORDS)
     return request.model_copy(update=update) if update else request
+
+
+def check_keywords(params: Mapping[str, Any], method: str, own: Sequence[str] = ()) -> None:
+    """Raise ConfigError for a keyword ``method`` does not take, naming all it does take:
+    build_request's, ``method``'s ``own``, then the Params fields; and for a wrong value."""
+    keywords = (*REQUEST_KEYWORDS, *own)
+    values = {key: value for key, value in params.items() if key not in keywords}
+    check_params(values, source=f"{method}()", keywords=keywords)
 
 
 def _tools(tools: Sequence[ToolSpec | dict[str, Any]]) -> list[ToolSpec]:
@@ -197,6 +208,7 @@ class Model(ABC):
         model layer reaches up: a convenience, as tether.structured only calls ``request``."""
         if output is None:
             _refuse_structured_only(params, "generate")
+            check_keywords(params, "generate", ("output",))
             return await self.request(build_request(prompt, **params))
         if not (isinstance(output, type) and issubclass(output, BaseModel)):
             raise ConfigError(f"output= takes a Pydantic model class, not {output!r}")
@@ -212,6 +224,7 @@ class Model(ABC):
                 "tether.structured.stream(model, prompt, YourModel)"
             )
         _refuse_structured_only(params, "stream")
+        check_keywords(params, "stream")
         return self.request_stream(build_request(prompt, **params))
 
     @overload
@@ -353,6 +366,7 @@ __all__ = [
     "ProviderModel",
     "Wrapper",
     "build_request",
+    "check_keywords",
     "check_request",
     "closing",
 ]

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from tether import _sync
-from tether.models.base import Model
+from tether.models.base import Model, check_keywords
 from tether.models.registry import as_model
 from tether.structured.generate import Strategy, agenerate
 
@@ -39,6 +39,7 @@ async def aextract(
 ) -> T:
     """``output``, validated, extracted from ``text`` by ``model`` (a Model, a model id, or
     None for the configured default). Fails as tether.structured.generate does."""
+    check_keywords(params, "extract", ("model", "instructions", "strategy", "attempts"))
     return await agenerate(
         as_model(model),
         extraction_prompt(text, output, instructions),

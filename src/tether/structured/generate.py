@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from tether import _sync
 from tether.errors import ConfigError, OutputInvalid, Refused, UnsupportedParameter
-from tether.models.base import Model, Prompt, build_request
+from tether.models.base import Model, Prompt, build_request, check_keywords
 from tether.types import Message, OutputSchema, Request, Response, Usage
 
 T = TypeVar("T", bound=BaseModel)
@@ -134,6 +134,7 @@ async def agenerate_with_response(
     **params: Any,
 ) -> tuple[T, Response]:
     """As agenerate, with the Response the object came from (its logprobs, say)."""
+    check_keywords(params, "generate", ("output", "strategy", "attempts"))
     base = build_request(prompt, **params)
     request = request_for(base, output, "repair" if strategy == "repair" else "native")
     errors: list[str] = []

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from tether import _sync
 from tether.errors import OutputInvalid, UnsupportedParameter
-from tether.models.base import Model, Prompt, build_request, closing
+from tether.models.base import Model, Prompt, build_request, check_keywords, closing
 from tether.structured.generate import (
     Strategy,
     error_lines,
@@ -58,6 +58,7 @@ async def astream(
     **params: Any,
 ) -> AsyncIterator[dict[str, Any] | T]:
     """Yield dicts of the fields completed so far, then the validated ``output``."""
+    check_keywords(params, "stream", ("output", "strategy"))
     base = build_request(prompt, **params)
     request = request_for(base, output, "repair" if strategy == "repair" else "native")
     response: Response | None = None
