@@ -221,7 +221,9 @@ def problems(exc: ValidationError) -> list[str]:
     for found in exc.errors():
         where = ".".join(str(part) for part in found["loc"])
         message = found["msg"][:1].lower() + found["msg"][1:]
-        lines.append(f"{where}: {message} (got {found['input']!r})")
+        given = repr(found["input"])
+        given = given if len(given) <= 80 else given[:77] + "..."
+        lines.append(f"{where}: {message} (got {given})")
     return lines
 
 

@@ -29,10 +29,11 @@ def excerpt(received: object) -> str:
     elif isinstance(received, str):
         text = received
     else:
-        dump = getattr(received, "model_dump", None)
         try:
-            text = json.dumps(dump() if callable(dump) else received, default=repr)
-        except (TypeError, ValueError):
+            dump = getattr(received, "model_dump", None)
+            data = dump() if callable(dump) else received
+            text = json.dumps(data, ensure_ascii=False, default=repr)
+        except Exception:  # the excerpt must never fail the error it belongs to
             text = repr(received)
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
 
