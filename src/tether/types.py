@@ -6,12 +6,14 @@ gateway all read and write them, so what a user holds in memory is what lands on
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tether.errors import OutputInvalid
+from tether.errors import ConfigError, OutputInvalid
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -109,12 +111,52 @@ class Message(BaseModel):
         return [p for p in self.content if isinstance(p, ToolCallPart)]
 
 
+TOOL_SHAPES = (
+    "tether's {name, description, parameters, strict}, OpenAI Chat Completions' "
+    "{type: 'function', function: {name, description, parameters, strict}}, OpenAI Responses' "
+    "{type: 'function', name, description, parameters, strict} or Anthropic's "
+    "{name, description, input_schema, strict}"
+)
+TOOL_FIELDS = frozenset({"name", "description", "parameters", "strict"})
+
+
 class ToolSpec(BaseModel):
-    """A tool offered to the model; ``parameters`` is a JSON schema for its arguments."""
+    """A tool offered to the model; ``parameters`` is a JSON schema for its arguments.
+
+    Built from tether's own shape or a provider's (``TOOL_SHAPES``: OpenAI's two, and
+    Anthropic's ``input_schema``); anything else raises ConfigError naming the shapes, rather
+    than becoming a tool without parameters. ``strict`` asks the provider to hold the
+    arguments to the schema (OpenAI's function.strict, Anthropic's tool strict), which must
+    then meet that provider's strict-mode rules; None leaves the provider's default.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    # Left out of the stored form when unset, so requests (and cassette keys) stay as they were.
+    strict: bool | None = Field(default=None, exclude_if=lambda value: value is None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_shapes(cls, data: Any) -> Any:
+        return _tool_fields(data) if isinstance(data, dict) else data
+
+
+def _tool_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """ToolSpec's fields from any of TOOL_SHAPES; ConfigError (raised as it is: pydantic
+    wraps only ValueErrors) for a dict of any other shape."""
+    fields: Any = data
+    if data.get("type") == "function" and set(data) == {"type", "function"}:
+        fields = data["function"]
+    elif data.get("type") == "function":
+        fields = {key: value for key, value in data.items() if key != "type"}
+    elif "input_schema" in data and "parameters" not in data:
+        fields = {("parameters" if k == "input_schema" else k): v for k, v in data.items()}
+    if isinstance(fields, dict) and "name" in fields and not set(fields) - TOOL_FIELDS:
+        return fields
+    raise ConfigError(f"a tool must be {TOOL_SHAPES}; this one has the keys {sorted(data)}")
 
 
 class Params(BaseModel):
@@ -180,6 +222,54 @@ class Bounds(BaseModel):
                 "items": max(1, self.items // 2) if self.items else None,
             }
         )
+
+
+def check_params(
+    values: Mapping[str, Any],
+    *,
+    source: str = "",
+    keywords: Sequence[str] = (),
+    error: Callable[[str], Exception] = ConfigError,
+) -> Params:
+    """``values`` as Params: the one check behind every way parameters come in (keywords,
+    prompt files, tether.toml aliases, ``-o``). A key that is not a parameter is refused
+    with its likely spelling and every valid name (``keywords``, the caller's own, first);
+    a wrong value with the parameter and why. ``source`` (a file and line, an alias,
+    ``generate()``) leads the message; ``error`` is the exception to raise."""
+    lead = f"{source}: " if source else ""
+    fields = list(Params.model_fields)
+    if unknown := [key for key in values if key not in Params.model_fields]:
+        noun = "keyword" if keywords else "parameter"
+        named = "; ".join(
+            f"unknown {noun} {key!r}{did_you_mean(key, [*keywords, *fields])}" for key in unknown
+        )
+        if keywords:
+            valid = f"valid keywords: {', '.join(keywords)}, and the parameters {', '.join(fields)}"
+        else:
+            valid = f"valid parameters: {', '.join(fields)}"
+        raise error(f"{lead}{named}; {valid}")
+    try:
+        return Params.model_validate(dict(values))
+    except ValidationError as exc:
+        raise error(lead + "; ".join(problems(exc))) from exc
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """Each of pydantic's errors as one short line: where, what is wrong, and the value."""
+    lines = []
+    for found in exc.errors():
+        where = ".".join(str(part) for part in found["loc"])
+        message = found["msg"][:1].lower() + found["msg"][1:]
+        given = repr(found["input"])
+        given = given if len(given) <= 80 else given[:77] + "..."
+        lines.append(f"{where}: {message} (got {given})")
+    return lines
+
+
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class OutputSchema(BaseModel):

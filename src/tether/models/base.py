@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
+
+from pydantic import ValidationError
 
 from tether import _sync
 from tether.errors import ConfigError, Unavailable, UnsupportedParameter
 from tether.models.accumulate import Accumulator
 from tether.types import (
+    TOOL_SHAPES,
     Message,
-    Params,
     Price,
     Request,
     Response,
     ResponseEvent,
     StreamEvent,
     ToolSpec,
+    check_params,
+    problems,
 )
 
 Prompt = str | Message | Sequence[Message] | Request
@@ -38,6 +42,7 @@ STRUCTURED_ONLY = (
     "attempts",
     "bounds",
 )  # keywords that only mean something with output=
+REQUEST_KEYWORDS = ("system", "tools", "metadata")  # build_request's own, beside the Params
 
 
 @asynccontextmanager
@@ -63,7 +68,9 @@ def build_request(
     metadata: dict[str, str] | None = None,
     **params: Any,
 ) -> Request:
-    """Normalise what a caller passed (text, messages or a Request) into a Request."""
+    """Normalise what a caller passed (text, messages or a Request) into a Request; a
+    ConfigError for a keyword that is no parameter, a wrong value or a tool of no known
+    shape."""
     if isinstance(prompt, Request):
         request = prompt
     else:
@@ -79,12 +86,32 @@ def build_request(
         rest = [m for m in request.messages if m.role != "system"]
         update["messages"] = [Message.system(system), *rest]
     if tools is not None:
-        update["tools"] = [ToolSpec.model_validate(t) for t in tools]
+        update["tools"] = _tools(tools)
     if metadata:
         update["metadata"] = {**request.metadata, **metadata}
     if params:
-        update["params"] = Params.model_validate({**request.params.set_fields(), **params})
+        merged = {**request.params.set_fields(), **params}
+        update["params"] = check_params(merged, keywords=REQUEST_KEYWORDS)
     return request.model_copy(update=update) if update else request
+
+
+def check_keywords(params: Mapping[str, Any], method: str, own: Sequence[str] = ()) -> None:
+    """Raise ConfigError for a keyword ``method`` does not take, naming all it does take:
+    build_request's, ``method``'s ``own``, then the Params fields; and for a wrong value."""
+    keywords = (*REQUEST_KEYWORDS, *own)
+    values = {key: value for key, value in params.items() if key not in keywords}
+    check_params(values, source=f"{method}()", keywords=keywords)
+
+
+def _tools(tools: Sequence[ToolSpec | dict[str, Any]]) -> list[ToolSpec]:
+    specs = []
+    for number, tool in enumerate(tools):
+        try:
+            specs.append(ToolSpec.model_validate(tool))
+        except ValidationError as exc:
+            found = "; ".join(problems(exc))
+            raise ConfigError(f"tools[{number}]: {found}; a tool is {TOOL_SHAPES}") from exc
+    return specs
 
 
 @dataclass(frozen=True)
@@ -203,6 +230,7 @@ class Model(ABC):
         ``request``."""
         if output is None:
             _refuse_structured_only(params, "generate")
+            check_keywords(params, "generate", ("output",))
             return await self.request(build_request(prompt, **params))
         from tether.structured.generate import agenerate
 
@@ -216,6 +244,7 @@ class Model(ABC):
                 "tether.structured.stream(model, prompt, YourModel)"
             )
         _refuse_structured_only(params, "stream")
+        check_keywords(params, "stream")
         return self.request_stream(build_request(prompt, **params))
 
     @overload
@@ -355,6 +384,7 @@ __all__ = [
     "ProviderModel",
     "Wrapper",
     "build_request",
+    "check_keywords",
     "check_request",
     "closing",
 ]

@@ -41,6 +41,7 @@ from tether.models.local_sampling import (
     insert,
     keep_count,
 )
+from tether.models.reading import malformed
 from tether.types import (
     FinishEvent,
     FinishReason,
@@ -496,7 +497,10 @@ class _ChunkReader:
 
 
 def map_error(exc: Exception, model_id: str) -> TetherError:
-    """llama.cpp raises ValueError for requests it cannot serve; name what went wrong."""
+    """llama.cpp raises ValueError for requests it cannot serve; name what went wrong. A
+    result of a shape tether cannot read is a MalformedResponse, not worth a retry."""
+    from pydantic import ValidationError
+
     text = str(exc)
     if "exceed context window" in text:
         return ContextTooLong(
@@ -506,6 +510,9 @@ def map_error(exc: Exception, model_id: str) -> TetherError:
         )
     if isinstance(exc, json.JSONDecodeError):
         return OutputInvalid(f"{model_id}: the model wrote malformed JSON ({exc})", text=exc.doc)
+    if isinstance(exc, ValidationError | LookupError | TypeError | AttributeError):
+        hint = "check that the installed llama-cpp-python is the version tether supports"
+        return malformed(exc, None, model=model_id, provider="local", hint=hint)
     if isinstance(exc, ValueError):
         return BadRequest(f"{model_id}: {text}", model=model_id, provider="local")
     return ProviderError(f"{model_id}: llama.cpp failed: {exc!r}", model=model_id, provider="local")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, TypeVar, overload
 
 from tether import _sync
-from tether.models.base import Model
+from tether.models.base import Model, check_keywords
 from tether.models.registry import as_model
 from tether.structured.generate import Strategy, agenerate, default_bounds
 from tether.structured.output import output_type
@@ -80,6 +80,7 @@ async def aextract(
     strings and lists the schema leaves unbounded are bounded by the text (see
     extraction_bounds) unless ``bounds`` says otherwise. Fails as tether.structured.generate
     does."""
+    check_keywords(params, "extract", ("model", "instructions", "strategy", "attempts", "bounds"))
     return await agenerate(
         as_model(model),
         extraction_prompt(text, output, instructions),

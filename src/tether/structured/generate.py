@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from tether import _sync
 from tether.errors import OutputInvalid, Refused, UnsupportedParameter
-from tether.models.base import Model, Prompt, build_request
+from tether.models.base import Model, Prompt, build_request, check_keywords
 from tether.structured.output import OutputType, error_lines, output_type
 from tether.types import Bounds, Message, OutputSchema, Request, Response, Usage
 
@@ -197,6 +197,7 @@ async def agenerate_with_response(
     **params: Any,
 ) -> tuple[Any, Response]:
     """As agenerate, with the Response the object came from (its logprobs, say)."""
+    check_keywords(params, "generate", ("output", "strategy", "attempts", "bounds"))
     kind = output_type(output)
     base = build_request(prompt, **params)
     request, response = await _first_answer(model, base, kind, strategy, bounds)

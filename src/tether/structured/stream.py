@@ -14,7 +14,7 @@ from typing import Any, TypeVar, overload
 
 from tether import _sync
 from tether.errors import OutputInvalid, UnsupportedParameter
-from tether.models.base import Model, Prompt, build_request, closing
+from tether.models.base import Model, Prompt, build_request, check_keywords, closing
 from tether.structured.generate import (
     Strategy,
     raise_if_refused,
@@ -58,8 +58,9 @@ def astream(
     **params: Any,
 ) -> AsyncIterator[Any]:
     """Yield ``Partial[output]`` objects as the answer grows, then the validated ``output``."""
+    check_keywords(params, "stream", ("output", "strategy", "bounds"))
     kind = output_type(output)
-    base = build_request(prompt, **params)  # a wrong keyword fails here, before any call
+    base = build_request(prompt, **params)
     return _astream(model, kind, strategy, bounds, base)
 
 
