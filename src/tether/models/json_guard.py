@@ -14,9 +14,8 @@ keeps only tokens that end the value, if the grammar allows one there.
 
 from __future__ import annotations
 
-import copy
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from tether.models.repetition import periodic_tail
@@ -27,6 +26,8 @@ END_STRING = b'"'
 # Formats whose strings llama.cpp's grammar already bounds.
 BOUNDED_FORMATS = frozenset({"date", "date-time", "time", "uuid"})
 MAX_PERIOD = 256  # the longest unit a string may repeat and still be caught
+# What reading a token changes besides the text and the containers (put back by overruns).
+_SCALARS = ("state", "in_key", "escape", "string_start", "string_bound", "string_free", "overran")
 
 
 @dataclass
@@ -217,13 +218,24 @@ class JsonGuard:
     def overruns(self, piece: bytes) -> bool:
         """Whether this token would go on with a list that should end: put a comma after its
         last allowed item, or after an item that repeats an earlier one. One token often
-        ends a value and goes on (``",`` or ``},``), so it is read through to find out."""
-        ahead = copy.copy(self)
-        ahead.text = bytearray(self.text)
-        ahead.stack = [replace(c, items=list(c.items)) for c in self.stack]
-        ahead.overran = False
-        ahead.accept(piece)
-        return ahead.overran
+        ends a value and goes on (``",`` or ``},``), so it is read through to find out, and
+        everything it changed is put back."""
+        scalars = {name: getattr(self, name) for name in _SCALARS}
+        stack = list(self.stack)
+        kept = [(c.key, c.item_start, len(c.items)) for c in stack]
+        length = len(self.text)
+        self.overran = False
+        try:
+            self.accept(piece)
+            return self.overran
+        finally:
+            del self.text[length:]
+            self.stack = stack
+            for container, (key, start, count) in zip(stack, kept, strict=True):
+                container.key, container.item_start = key, start
+                del container.items[count:]
+            for name, value in scalars.items():
+                setattr(self, name, value)
 
     def _list_over(self, container: _Container) -> bool:
         """A list whose items so far fill its bound, or whose last item repeats."""
@@ -249,8 +261,21 @@ class JsonGuard:
             return True
         if not self.bounds.runaway:
             return False
-        period, length = periodic_tail(content, MAX_PERIOD)
-        return period > 0 and length >= max(16, period * (2 if period >= 8 else 4))
+        return _loops(*periodic_tail(content, MAX_PERIOD))
+
+
+def _loops(period: int, length: int) -> bool:
+    """Whether a string ending in ``length`` characters of a repeated ``period``-character
+    unit has lost its way: a phrase said twice over (``She is 34. She is 34.``), a short
+    unit four times (``text, text, text, text, ``); a run of one or two characters only
+    when long (a row of dashes or masked digits is a value)."""
+    if period == 0:
+        return False
+    if period < 4:
+        return length >= 48
+    if period < 8:
+        return length >= max(24, 4 * period)
+    return length >= 2 * period
 
 
 @dataclass(frozen=True)
