@@ -13,6 +13,7 @@ Faults:
     drop      close the connection before any response
     drop_mid  send part of the response head, then close
     cut       forward, but close the connection after ``cut_after`` SSE events
+    malformed status 200 and a JSON content type, with a body that breaks off half-way
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ ERRORS: dict[str, tuple[int, str, str, str | None]] = {
     "503": (503, "The engine is currently overloaded.", "server_error", None),
     "529": (529, "Overloaded.", "overloaded_error", None),
 }
-FAULTS = frozenset({*ERRORS, "hang", "drop", "drop_mid", "cut"})
+FAULTS = frozenset({*ERRORS, "hang", "drop", "drop_mid", "cut", "malformed"})
+MALFORMED = b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "mes'
+
 REASONS = {400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests",
            500: "Internal Server Error", 503: "Service Unavailable", 529: "Overloaded"}  # fmt: skip
 
@@ -186,6 +189,12 @@ class FaultProxy:
                 await asyncio.wait_for(reader.read(1), self.hang_s)
         elif fault == "drop":
             return
+        elif fault == "malformed":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n" % len(MALFORMED) + MALFORMED
+            )
+            await writer.drain()
         elif fault == "drop_mid":
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-le")
             await writer.drain()

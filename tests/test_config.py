@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -108,8 +109,21 @@ def test_unknown_params_in_an_alias_name_file_line_and_valid_ones(project: Path)
     write(project / "tether.toml", '[models.x]\nid = "local:smollm2"\nparams = { temp = 0.1 }\n')
     with pytest.raises(ConfigError) as info:
         load_settings()
-    message = str(info.value)
-    assert "tether.toml:3" in message and "temp" in message and "temperature" in message
+    message = str(info.value).removeprefix(f"{project}{os.sep}")
+    assert message.startswith(
+        "tether.toml:3: 'models.x.params': unknown parameter 'temp'; valid parameters: "
+        "temperature, top_p, max_tokens,"
+    )
+
+
+def test_a_wrong_param_value_in_an_alias_names_it_and_why(project: Path) -> None:
+    write(project / "tether.toml", '[models.x]\nid = "local:smollm2"\nparams = { seed = "x" }\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).removeprefix(f"{project}{os.sep}") == (
+        "tether.toml:3: 'models.x.params': seed: input should be a valid integer, unable to "
+        "parse string as an integer (got 'x')"
+    )
 
 
 def test_argument_overrides_keep_the_rest_of_a_table(project: Path) -> None:

@@ -1,7 +1,7 @@
 import pytest
 
 import tether
-from tether.errors import OutputInvalid
+from tether.errors import ConfigError, OutputInvalid
 from tether.models.accumulate import Accumulator
 from tether.models.base import build_request
 from tether.types import (
@@ -12,6 +12,7 @@ from tether.types import (
     TextDelta,
     ToolCallDelta,
     ToolCallPart,
+    ToolSpec,
     Usage,
     UsageEvent,
 )
@@ -46,9 +47,9 @@ def test_build_request_from_text_system_and_params() -> None:
 
 
 def test_unknown_parameter_is_rejected_with_valid_names() -> None:
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ConfigError) as info:
         build_request("hi", temprature=0.1)
-    assert "temprature" in str(info.value)
+    assert "unknown keyword 'temprature' (did you mean 'temperature'?)" in str(info.value)
 
 
 def test_accumulator_merges_deltas_into_a_response() -> None:
@@ -110,3 +111,13 @@ def test_text_between_other_parts_keeps_its_place() -> None:
     parts = acc.response("m:x").message.content
     assert [type(p) for p in parts][1:] == [TextPart, ToolCallPart, TextPart]
     assert acc.response("m:x").text == "Let me check.Done."
+
+
+def test_tool_specs_from_each_shape_store_as_before() -> None:
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}}
+    openai_style = {"type": "function", "function": {"name": "find", "parameters": schema}}
+    spec = ToolSpec.model_validate(openai_style)
+    assert spec == ToolSpec(name="find", parameters=schema)
+    # strict unset is left out of the stored form, so recorded requests keep their keys
+    assert spec.model_dump() == {"name": "find", "description": "", "parameters": schema}
+    assert ToolSpec(name="find", input_schema=schema, strict=False).model_dump()["strict"] is False

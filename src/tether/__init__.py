@@ -19,6 +19,7 @@ _EXPORTS = {
     "Request": "tether.types",
     "Response": "tether.types",
     "Params": "tether.types",
+    "Bounds": "tether.types",
     "Usage": "tether.types",
     "ToolSpec": "tether.types",
     "StreamEvent": "tether.types",
@@ -44,6 +45,7 @@ _EXPORTS = {
     "BadRequest": "tether.errors",
     "ContextTooLong": "tether.errors",
     "AuthError": "tether.errors",
+    "MalformedResponse": "tether.errors",
     "OutputInvalid": "tether.errors",
     "Refused": "tether.errors",
     "BudgetExceeded": "tether.errors",
@@ -56,12 +58,14 @@ _EXPORTS = {
     "classify": "tether.structured.classify",
     "aclassify": "tether.structured.classify",
     "Classification": "tether.structured.classify",
+    "Partial": "tether.structured.partial",
 }
 
 __all__ = [
     "ApprovalRequired",
     "AuthError",
     "BadRequest",
+    "Bounds",
     "BudgetExceeded",
     "CassetteMiss",
     "Classification",
@@ -69,12 +73,14 @@ __all__ = [
     "ContextTooLong",
     "FinishEvent",
     "InputRejected",
+    "MalformedResponse",
     "Message",
     "Model",
     "ModelFileError",
     "ModelNotFound",
     "OutputInvalid",
     "Params",
+    "Partial",
     "Prompt",
     "PromptError",
     "ProviderError",
@@ -115,6 +121,7 @@ if TYPE_CHECKING:
         ConfigError,
         ContextTooLong,
         InputRejected,
+        MalformedResponse,
         ModelFileError,
         ModelNotFound,
         OutputInvalid,
@@ -132,7 +139,9 @@ if TYPE_CHECKING:
     from tether.prompts import Prompt, prompt
     from tether.structured.classify import Classification, aclassify, classify
     from tether.structured.extract import aextract, extract
+    from tether.structured.partial import Partial
     from tether.types import (
+        Bounds,
         FinishEvent,
         Message,
         Params,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tether.errors import AuthError, ConfigError
-from tether.types import Params, Price
+from tether.types import Bounds, Price, check_params
 
 CONFIG_FILE = "tether.toml"
 SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password)$", re.IGNORECASE)
@@ -40,12 +40,7 @@ class ModelConfig(_Strict):
     @field_validator("params")
     @classmethod
     def _known_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(params) - set(Params.model_fields))
-        if unknown:
-            raise ValueError(
-                f"unknown parameters {unknown}; parameters are: {', '.join(Params.model_fields)}"
-            )
-        Params.model_validate(params)
+        check_params(params, error=ValueError)  # pydantic adds the alias, _validate the line
         return params
 
 
@@ -95,6 +90,13 @@ class LocalConfig(_Strict):
     repeat_penalty: float | None = Field(default=None, gt=0)
 
 
+class StructuredConfig(_Strict):
+    """``[structured]``: defaults for structured outputs. ``[structured.bounds]`` limits what
+    a grammar-constrained answer may write where its schema sets no bound."""
+
+    bounds: Bounds = Field(default_factory=Bounds)
+
+
 class Settings(_Strict):
     default_model: str = "local:smollm2"
     home: Path = Path(".tether")
@@ -103,6 +105,7 @@ class Settings(_Strict):
     routers: dict[str, RouterConfig] = Field(default_factory=dict)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)
+    structured: StructuredConfig = Field(default_factory=StructuredConfig)
     source: Path | None = Field(default=None, exclude=True)
 
     @property
@@ -193,7 +196,9 @@ def _validate(data: dict[str, Any], text: str, path: Path) -> dict[str, Any]:
         hint = ""
         if first["type"] == "extra_forbidden":
             hint = f"; valid settings here: {', '.join(_valid_keys(loc[:-1]))}"
-        raise ConfigError(f"{path}:{line or '?'}: '{where}': {first['msg']}{hint}") from exc
+        # a validator's own sentence, without pydantic's "Value error, " before it
+        message = str(first.get("ctx", {}).get("error", first["msg"]))
+        raise ConfigError(f"{path}:{line or '?'}: '{where}': {message}{hint}") from exc
     return data
 
 

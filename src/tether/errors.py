@@ -13,7 +13,8 @@
     │   ├── Unavailable             5xx, overloaded, connection dropped, cut stream: retryable
     │   ├── BadRequest              the provider rejected the request: not retryable
     │   │   └── ContextTooLong      the prompt does not fit the model's context window
-    │   └── AuthError               missing or rejected credentials: not retryable
+    │   ├── AuthError               missing or rejected credentials: not retryable
+    │   └── MalformedResponse       an answer tether cannot read: not retryable, no fallback
     ├── OutputInvalid               the model's output did not parse or validate
     ├── Refused                     the model declined to answer
     ├── BudgetExceeded              a cost or token budget would be exceeded
@@ -21,7 +22,9 @@
     └── InputRejected               a guard rejected the input
 
 Each provider adapter maps its SDK's exceptions onto this tree in one function, keeping the
-original as ``__cause__``. Every message says what to do next.
+original as ``__cause__``. An exception from tether's own code is not the provider's failure
+and is never mapped (outside reading an answer, where it is a MalformedResponse): it surfaces
+as itself. Every message says what to do next.
 """
 
 from __future__ import annotations
@@ -103,6 +106,28 @@ class ContextTooLong(BadRequest):
 
 class AuthError(ProviderError):
     pass
+
+
+class MalformedResponse(ProviderError):
+    """The provider answered, but with something tether cannot read: a changed payload, a
+    server that only looks compatible, or a bug in tether. Asking again would cost the same
+    and fail the same, so it is neither retried nor handed to a fallback (which would hide
+    it). ``excerpt`` holds the start of what came back."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        excerpt: str = "",
+        model: str | None = None,
+        provider: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message, model=model, provider=provider, status=status, retry_after=retry_after
+        )
+        self.excerpt = excerpt
 
 
 class OutputInvalid(TetherError):

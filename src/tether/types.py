@@ -6,12 +6,14 @@ gateway all read and write them, so what a user holds in memory is what lands on
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tether.errors import OutputInvalid
+from tether.errors import ConfigError, OutputInvalid
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -109,12 +111,52 @@ class Message(BaseModel):
         return [p for p in self.content if isinstance(p, ToolCallPart)]
 
 
+TOOL_SHAPES = (
+    "tether's {name, description, parameters, strict}, OpenAI Chat Completions' "
+    "{type: 'function', function: {name, description, parameters, strict}}, OpenAI Responses' "
+    "{type: 'function', name, description, parameters, strict} or Anthropic's "
+    "{name, description, input_schema, strict}"
+)
+TOOL_FIELDS = frozenset({"name", "description", "parameters", "strict"})
+
+
 class ToolSpec(BaseModel):
-    """A tool offered to the model; ``parameters`` is a JSON schema for its arguments."""
+    """A tool offered to the model; ``parameters`` is a JSON schema for its arguments.
+
+    Built from tether's own shape or a provider's (``TOOL_SHAPES``: OpenAI's two, and
+    Anthropic's ``input_schema``); anything else raises ConfigError naming the shapes, rather
+    than becoming a tool without parameters. ``strict`` asks the provider to hold the
+    arguments to the schema (OpenAI's function.strict, Anthropic's tool strict), which must
+    then meet that provider's strict-mode rules; None leaves the provider's default.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    # Left out of the stored form when unset, so requests (and cassette keys) stay as they were.
+    strict: bool | None = Field(default=None, exclude_if=lambda value: value is None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_shapes(cls, data: Any) -> Any:
+        return _tool_fields(data) if isinstance(data, dict) else data
+
+
+def _tool_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """ToolSpec's fields from any of TOOL_SHAPES; ConfigError (raised as it is: pydantic
+    wraps only ValueErrors) for a dict of any other shape."""
+    fields: Any = data
+    if data.get("type") == "function" and set(data) == {"type", "function"}:
+        fields = data["function"]
+    elif data.get("type") == "function":
+        fields = {key: value for key, value in data.items() if key != "type"}
+    elif "input_schema" in data and "parameters" not in data:
+        fields = {("parameters" if k == "input_schema" else k): v for k, v in data.items()}
+    if isinstance(fields, dict) and "name" in fields and not set(fields) - TOOL_FIELDS:
+        return fields
+    raise ConfigError(f"a tool must be {TOOL_SHAPES}; this one has the keys {sorted(data)}")
 
 
 class Params(BaseModel):
@@ -143,13 +185,110 @@ class Params(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class Bounds(BaseModel):
+    """Limits on a grammar-constrained answer, where its schema sets none.
+
+    A small model can run away inside a string or a list it is free to extend: write on past
+    the value, or repeat it, until max_tokens cuts the answer off and nothing validates. So
+    under a grammar a string the schema leaves unbounded ends after ``string`` characters, a
+    list after ``items`` items, and with ``runaway`` a string also ends where it starts
+    repeating itself or where the model has already moved on to closing the object, and a
+    list ends at an item that repeats an earlier one. A bound the schema sets itself
+    (``max_length``) always wins. ``None`` lifts a limit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    string: int | None = Field(default=1000, gt=0)
+    items: int | None = Field(default=100, gt=0)
+    runaway: bool = True
+
+    def describe(self) -> str:
+        """One line for a span: ``string<=1000 items<=100 runaway``."""
+        parts = [
+            f"string<={self.string}" if self.string else "string unbounded",
+            f"items<={self.items}" if self.items else "items unbounded",
+        ]
+        return " ".join([*parts, "runaway" if self.runaway else "no-runaway"])
+
+    def tighter(self) -> Bounds | None:
+        """A quarter of the string bound and half the list bound, for one more try after an
+        answer was cut off; None when neither is bounded."""
+        if self.string is None and self.items is None:
+            return None
+        return self.model_copy(
+            update={
+                "string": max(16, self.string // 4) if self.string else None,
+                "items": max(1, self.items // 2) if self.items else None,
+            }
+        )
+
+
+def check_params(
+    values: Mapping[str, Any],
+    *,
+    source: str = "",
+    keywords: Sequence[str] = (),
+    error: Callable[[str], Exception] = ConfigError,
+) -> Params:
+    """``values`` as Params: the one check behind every way parameters come in (keywords,
+    prompt files, tether.toml aliases, ``-o``). A key that is not a parameter is refused
+    with its likely spelling and every valid name (``keywords``, the caller's own, first);
+    a wrong value with the parameter and why. ``source`` (a file and line, an alias,
+    ``generate()``) leads the message; ``error`` is the exception to raise."""
+    lead = f"{source}: " if source else ""
+    fields = list(Params.model_fields)
+    if unknown := [key for key in values if key not in Params.model_fields]:
+        noun = "keyword" if keywords else "parameter"
+        named = "; ".join(
+            f"unknown {noun} {key!r}{did_you_mean(key, [*keywords, *fields])}" for key in unknown
+        )
+        if keywords:
+            valid = f"valid keywords: {', '.join(keywords)}, and the parameters {', '.join(fields)}"
+        else:
+            valid = f"valid parameters: {', '.join(fields)}"
+        raise error(f"{lead}{named}; {valid}")
+    try:
+        return Params.model_validate(dict(values))
+    except ValidationError as exc:
+        raise error(lead + "; ".join(problems(exc))) from exc
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """Each of pydantic's errors as one short line: where, what is wrong, and the value."""
+    lines = []
+    for found in exc.errors():
+        where = ".".join(str(part) for part in found["loc"])
+        message = found["msg"][:1].lower() + found["msg"][1:]
+        given = repr(found["input"])
+        given = given if len(given) <= 80 else given[:77] + "..."
+        lines.append(f"{where}: {message} (got {given})")
+    return lines
+
+
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class OutputSchema(BaseModel):
-    """The JSON schema the answer must follow. A provider with a structured-output mode
-    constrains the answer to it (OpenAI's strict json_schema, Anthropic's forced tool,
-    llama.cpp's grammar) and returns the JSON as the Response's text."""
+    """The JSON schema the answer must follow, and how the provider is to hold it to it.
+
+    ``mode`` asks for one mechanism: ``native`` (the provider's own structured-output mode:
+    OpenAI's json_schema response format, Anthropic's JSON output or forced tool), ``grammar``
+    (constrained decoding, llama.cpp), or None for whichever the provider has. A provider
+    without the one asked for raises UnsupportedParameter. The answer's JSON comes back as the
+    Response's text. ``strict`` asks OpenAI for strict schema adherence; ``description`` tells
+    the model what the object is for; ``bounds`` apply under a grammar.
+    """
 
     name: str
     schema_: dict[str, Any] = Field(alias="schema")
+    description: str | None = None
+    mode: Literal["native", "grammar"] | None = None
+    strict: bool = True
+    bounds: Bounds | None = None
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

@@ -66,15 +66,15 @@ def test_options_parse_as_json_when_they_can() -> None:
         "stop": ["END"],
         "tool_choice": "x",
     }
-    with pytest.raises(ConfigError, match="max_tokens: input should be greater than 0"):
+    with pytest.raises(ConfigError, match=r"^-o: max_tokens: input should be greater than 0"):
         parse_params([("max_tokens", "0")])
 
 
 def test_a_misspelt_option_fails_with_the_valid_ones_listed() -> None:
     result = tether("run", "hi", "-o", "temprature", "0.2")
     assert result.exit_code == 1
-    assert "unknown parameter 'temprature'" in result.stderr
-    assert "temperature, top_p, max_tokens" in result.stderr
+    assert "-o: unknown parameter 'temprature' (did you mean 'temperature'?)" in result.stderr
+    assert "valid parameters: temperature, top_p, max_tokens" in result.stderr
     assert "validation error" not in result.output  # a sentence, not a pydantic dump
     assert "Traceback" not in result.output
 

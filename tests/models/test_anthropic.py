@@ -27,12 +27,15 @@ from tether import errors
 from tether.models.anthropic import (
     AnthropicProvider,
     build_params,
+    failures,
     finish_reason,
     map_error,
     to_response,
 )
 from tether.models.base import Model, ProviderModel
 from tether.models.http import retry_after
+from tether.models.middleware.fallback import Fallback
+from tether.models.middleware.retry import Retry
 from tether.types import (
     FinishEvent,
     ImagePart,
@@ -271,6 +274,47 @@ async def test_forced_tool_call(fake: Callable[..., FakeAnthropic]) -> None:
     assert call.id == "toolu_01A09q90qw90lq917835lq9"
     assert call.name == "get_weather"
     assert call.args() == {"location": "San Francisco, CA", "unit": "celsius"}
+
+
+@pytest.mark.parametrize(
+    ("tool", "strict"),
+    [
+        ({"name": "get_weather", "description": WEATHER.description,
+          "input_schema": WEATHER.parameters, "strict": True}, True),
+        ({"type": "function", "function": {"name": "get_weather",
+          "description": WEATHER.description, "parameters": WEATHER.parameters}}, None),
+        ({"type": "function", "name": "get_weather", "description": WEATHER.description,
+          "parameters": WEATHER.parameters, "strict": False}, False),
+        (WEATHER.model_dump(), None),
+    ],
+    ids=["anthropic", "chat completions", "responses", "tether"],
+)  # fmt: skip
+async def test_each_providers_tool_shape_reaches_anthropic_with_its_schema(
+    fake: Callable[..., FakeAnthropic], tool: dict[str, Any], strict: bool | None
+) -> None:
+    expected: dict[str, Any] = {
+        "name": "get_weather",
+        "description": WEATHER.description,
+        "input_schema": WEATHER.parameters,
+    }
+    if strict is not None:
+        expected["strict"] = strict
+
+    def check(body: dict[str, Any]) -> None:
+        assert body["tools"] == [expected]
+
+    model = fake(json_reply("message_tool_use.json"), check=check).model()
+    response = await model.agenerate("Weather in SF?", tools=[tool])
+    assert response.tool_calls[0].name == "get_weather"
+
+
+async def test_an_unknown_tool_shape_is_refused_naming_the_shapes(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    server_tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+    with pytest.raises(errors.ConfigError, match="a tool must be tether's") as caught:
+        await fake().model().agenerate("hi", tools=[server_tool])
+    assert "['max_uses', 'name', 'type']" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -593,7 +637,7 @@ def test_output_name_clashing_with_a_tool_is_unsupported() -> None:
 async def test_json_schema_capability(
     fake: Callable[..., FakeAnthropic], options: dict[str, Any], native: bool
 ) -> None:
-    assert AnthropicProvider(MODEL, options).capabilities().json_schema is native
+    assert ("native" in AnthropicProvider(MODEL, options).capabilities().structured) is native
     if not native:
         model = fake().model(**options)
         with pytest.raises(errors.UnsupportedParameter, match="strategy='repair'"):
@@ -653,6 +697,34 @@ async def test_streamed_tool_call_matches_plain(fake: Callable[..., FakeAnthropi
     assert pieces[0].name == "get_weather"
     assert len(pieces) > 2
     assert comparable(final(events)) == comparable(plain)
+
+
+async def test_server_and_mcp_tool_blocks_stream_as_the_plain_call_reads_them(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    # web search and an MCP server run at Anthropic: their blocks stream input JSON too, but
+    # only the tool_use block is a call for the caller to make
+    endpoint = fake(json_reply("message_server_tools.json"), sse_reply("stream_server_tools.sse"))
+    model = endpoint.model()
+    plain = await model.agenerate("When was Claude Shannon born?", tools=[WEATHER])
+    events = await collect(model.astream("When was Claude Shannon born?", tools=[WEATHER]))
+    pieces = [e for e in events if isinstance(e, ToolCallDelta)]
+    assert {p.index for p in pieces} == {8}  # the tool_use block; not 1 (web search) or 6 (MCP)
+    streamed = final(events)
+    assert comparable(streamed) == comparable(plain)
+    assert streamed.message.content == [
+        TextPart(
+            text="I'll search for when Claude Shannon was born.Based on the search results, "
+            "Claude Shannon was born on April 30, 1916, in Petoskey, Michigan. Let me ask the "
+            "echo server, then check the weather there."
+        ),
+        ToolCallPart(
+            id="toolu_01A09q90qw90lq917835lq9",
+            name="get_weather",
+            arguments='{"location": "Petoskey, MI"}',
+        ),
+    ]
+    assert streamed.finish_reason == "tool_calls"
 
 
 def test_sync_twins(fake: Callable[..., FakeAnthropic]) -> None:
@@ -770,10 +842,13 @@ async def test_api_key_env_option(
     assert (await model.agenerate("hi")).text
 
 
-async def test_malformed_json_body(fake: Callable[..., FakeAnthropic]) -> None:
-    model = fake(json_reply("malformed.json")).model()
-    with pytest.raises(errors.Unavailable, match="try again"):
+async def test_malformed_json_body_is_not_retried(fake: Callable[..., FakeAnthropic]) -> None:
+    model = Retry(fake(json_reply("malformed.json")).model(), backoff=0)  # one reply only
+    with pytest.raises(errors.MalformedResponse, match="asking again will not help") as caught:
         await model.agenerate("hi")
+    assert not caught.value.retryable
+    assert caught.value.excerpt.startswith('{"id": "msg_01Broken"')
+    assert isinstance(caught.value.__cause__, json.JSONDecodeError)
 
 
 async def test_non_json_body(fake: Callable[..., FakeAnthropic]) -> None:
@@ -782,8 +857,38 @@ async def test_non_json_body(fake: Callable[..., FakeAnthropic]) -> None:
         200, content=b"<html>gateway</html>", headers={"content-type": "text/html"}
     )
     model = fake(reply).model()
-    with pytest.raises(errors.Unavailable, match="malformed response"):
+    with pytest.raises(errors.MalformedResponse, match="expected a Message, got str") as caught:
         await model.agenerate("hi")
+    assert caught.value.excerpt == "<html>gateway</html>"
+    assert caught.value.provider == "anthropic"
+
+
+async def test_a_stream_event_of_the_wrong_shape_is_malformed(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    # message_start without its message: the SDK builds the event unvalidated
+    sse = 'event: message_start\ndata: {"type": "message_start"}\n\n'
+    reply = httpx2.Response(
+        200, content=sse.encode(), headers={"content-type": "text/event-stream"}
+    )
+    with pytest.raises(errors.MalformedResponse, match="AttributeError") as caught:
+        await collect(fake(reply).model().astream("hi"))
+    assert caught.value.excerpt == '{"message": null, "type": "message_start"}'  # as the SDK saw it
+
+
+async def test_a_failure_in_tethers_own_code_is_not_a_provider_error(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    # a sync client where the SDK wants an async one: its TypeError surfaces as itself, not
+    # as an outage to retry and hand to the fallback
+    broken = ProviderModel(AnthropicProvider(MODEL, {"http_client": httpx2.Client()}))
+    backup = fake()  # never asked
+    guarded = Fallback([Retry(broken, backoff=0), backup.model()])
+    with pytest.raises(TypeError, match="http_client"):
+        await guarded.agenerate("hi")
+    with pytest.raises(TypeError, match="http_client"):
+        await collect(guarded.astream("hi"))
+    assert backup.bodies == []
 
 
 @pytest.mark.parametrize(
@@ -865,7 +970,9 @@ def test_sdk_exception_list_is_complete() -> None:
 
 @pytest.mark.parametrize("cls", sdk_exception_classes(), ids=lambda cls: cls.__name__)
 def test_every_sdk_exception_is_mapped(cls: type[anthropic.AnthropicError]) -> None:
-    error = map_error(build(cls), "anthropic:claude-sonnet-4-5")
+    raised = build(cls)
+    assert isinstance(raised, failures()), f"{cls.__name__} would not reach map_error"
+    error = map_error(raised, "anthropic:claude-sonnet-4-5")
     assert isinstance(error, errors.ProviderError)
     assert type(error) is not errors.ProviderError, f"{cls.__name__} is not mapped"
     assert error.provider == "anthropic"
@@ -894,7 +1001,8 @@ def test_every_sdk_exception_is_mapped(cls: type[anthropic.AnthropicError]) -> N
         ("NotFoundError", errors.BadRequest),
         ("ConflictError", errors.BadRequest),
         ("UnprocessableEntityError", errors.BadRequest),
-        ("APIResponseValidationError", errors.Unavailable),
+        ("APIResponseValidationError", errors.MalformedResponse),
+        ("APIError", errors.MalformedResponse),
     ],
 )
 def test_sdk_exception_mapping(name: str, expected: type[errors.ProviderError]) -> None:
@@ -905,9 +1013,10 @@ def test_sdk_exception_mapping(name: str, expected: type[errors.ProviderError]) 
         assert error.retry_after == 2.0
 
 
-def test_malformed_body_errors_map_to_unavailable() -> None:
+def test_unreadable_bodies_map_to_malformed_response() -> None:
     for exc in (json.JSONDecodeError("Expecting value", "{", 1), ValueError("bad data")):
-        assert type(map_error(exc, "anthropic:x")) is errors.Unavailable
+        assert type(map_error(exc, "anthropic:x")) is errors.MalformedResponse
+    assert map_error(json.JSONDecodeError("Expecting value", "{", 1), "anthropic:x").excerpt == "{"
 
 
 def test_tether_errors_pass_through() -> None:

@@ -163,7 +163,7 @@ async def test_concurrent_streams_each_get_their_own_exact_usage() -> None:
 
 
 def test_llama_errors_map_onto_the_error_tree() -> None:
-    from tether.errors import BadRequest, ProviderError
+    from tether.errors import BadRequest, MalformedResponse, ProviderError
     from tether.models.local import map_error
 
     too_long = map_error(ValueError("Requested tokens (3000) exceed context window of 2048"), "m")
@@ -171,6 +171,8 @@ def test_llama_errors_map_onto_the_error_tree() -> None:
     assert type(map_error(ValueError("bad grammar"), "m")) is BadRequest
     crashed = map_error(RuntimeError("llama_decode returned -1"), "m")
     assert type(crashed) is ProviderError and "llama_decode" in str(crashed)
+    for unreadable in (KeyError("choices"), TypeError("'NoneType' object is not subscriptable")):
+        assert type(map_error(unreadable, "m")) is MalformedResponse  # not retried
 
 
 async def test_a_cancelled_call_stops_its_generation_at_the_next_token() -> None:

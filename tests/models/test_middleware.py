@@ -24,13 +24,16 @@ from tether.errors import (
     AuthError,
     BadRequest,
     ConfigError,
+    MalformedResponse,
     ProviderError,
     RateLimited,
     Timeout,
     Unavailable,
 )
 from tether.models.base import Model
+from tether.models.middleware.fallback import Fallback
 from tether.models.middleware.retry import Retry
+from tether.testing import ScriptedModel
 from tether.tracing.setup import flush
 from tether.types import ResponseEvent, StreamEvent, TextDelta
 
@@ -307,6 +310,41 @@ async def test_stream_is_not_retried_after_its_first_event(
     assert any(isinstance(e, TextDelta) for e in seen)
     assert not any(isinstance(e, ResponseEvent) for e in seen)
     assert proxy.faults_applied() == ["cut"]
+
+
+# -- answers tether cannot read ----------------------------------------------------------------
+
+
+async def test_an_answer_tether_cannot_read_is_neither_retried_nor_handed_on(
+    configure: Any, proxy: FaultProxy
+) -> None:
+    configure(alias("main", retries=3, backoff=0.01, fallbacks=["llama:smollm2"]))
+    proxy.push("malformed")
+    with pytest.raises(MalformedResponse) as caught:
+        await tether.model("main").agenerate(PROMPT, **SHORT)
+    assert caught.value.excerpt.startswith('{"id": "chatcmpl-broken"')
+    assert proxy.faults_applied() == ["malformed"]  # one call paid for, not four
+
+
+def test_a_fallback_stops_at_a_malformed_response_naming_what_came_before() -> None:
+    broken = MalformedResponse("cannot read it", excerpt="<html>")
+    first = ScriptedModel(Unavailable("overloaded"), Unavailable("overloaded"), id="a:first")
+    second = ScriptedModel(broken, broken, id="b:second")
+    backup = ScriptedModel(id="c:backup")  # no answers: a call would fail the test
+    chain = Fallback([first, second, backup])
+    for call in (lambda: chain.generate("hi"), lambda: list(chain.stream("hi"))):
+        with pytest.raises(MalformedResponse) as caught:
+            call()
+        assert caught.value is broken
+        assert [n.split(":")[0] for n in caught.value.__notes__[-2:]] == ["a", "b"]
+    assert backup.requests == []
+
+
+def test_retry_does_not_retry_a_malformed_response() -> None:
+    model = ScriptedModel(MalformedResponse("cannot read it"), "never reached")
+    with pytest.raises(MalformedResponse):
+        Retry(model, retries=3, backoff=0).generate("hi")
+    assert len(model.requests) == 1
 
 
 # -- the router ------------------------------------------------------------------------------

@@ -21,7 +21,9 @@ import pytest
 from tether.errors import (
     AuthError,
     BadRequest,
+    ConfigError,
     ContextTooLong,
+    MalformedResponse,
     ProviderError,
     RateLimited,
     Timeout,
@@ -29,7 +31,9 @@ from tether.errors import (
     UnsupportedParameter,
 )
 from tether.models.base import ProviderModel
-from tether.models.openai import OpenAIProvider, map_error
+from tether.models.middleware.fallback import Fallback
+from tether.models.middleware.retry import Retry
+from tether.models.openai import OpenAIProvider, failures, map_error
 from tether.types import (
     FinishEvent,
     ImagePart,
@@ -234,6 +238,63 @@ async def test_named_tool_choice_and_tool_calls(openai_model: ModelFactory) -> N
     ]
     assert response.usage == Usage(input_tokens=82, output_tokens=47)
     assert response.cost_usd == pytest.approx((82 * INPUT + 47 * OUTPUT) / 1e6, rel=1e-12)
+
+
+WEATHER_SCHEMA = WEATHER.parameters
+
+
+@pytest.mark.parametrize(
+    ("tool", "strict"),
+    [
+        (WEATHER.model_dump(), None),
+        ({"type": "function", "function": {"name": "get_weather",
+          "description": WEATHER.description, "parameters": WEATHER_SCHEMA, "strict": True}}, True),
+        ({"type": "function", "name": "get_weather", "description": WEATHER.description,
+          "parameters": WEATHER_SCHEMA, "strict": False}, False),
+        ({"name": "get_weather", "description": WEATHER.description,
+          "input_schema": WEATHER_SCHEMA}, None),
+    ],
+    ids=["tether", "chat completions", "responses", "anthropic"],
+)  # fmt: skip
+async def test_each_providers_tool_shape_is_sent_as_a_function(
+    openai_model: ModelFactory, tool: dict[str, Any], strict: bool | None
+) -> None:
+    wire = Wire(recorded("completion_tool_calls.json"))
+    response = await openai_model(wire).agenerate("Weather?", tools=[tool])
+    function = {"name": "get_weather", "description": WEATHER.description}
+    function["parameters"] = WEATHER_SCHEMA  # never lost, whatever the shape it came in
+    if strict is not None:
+        function["strict"] = strict
+    assert wire.sent["tools"] == [{"type": "function", "function": function}]
+    assert response.tool_calls[0].name == "get_weather"
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        {"name": "get_weather", "input_schema": WEATHER_SCHEMA, "cache_control": {"type": "x"}},
+        {"type": "web_search_20250305", "name": "web_search"},
+        {"type": "function", "function": {"name": "f"}, "strict": True},
+        {"name": "f", "parameters": {}, "input_schema": {}},
+        {"description": "no name"},
+    ],
+)
+async def test_a_tool_of_no_known_shape_is_refused_before_sending(
+    openai_model: ModelFactory, tool: dict[str, Any]
+) -> None:
+    wire = Wire()
+    with pytest.raises(
+        ConfigError, match=r"or Anthropic's \{name, description, input_schema"
+    ) as caught:
+        await openai_model(wire).agenerate("Weather?", tools=[tool])
+    assert str(sorted(tool)) in str(caught.value)
+    assert wire.requests == []
+
+
+async def test_a_tool_with_a_wrong_value_is_a_config_error(openai_model: ModelFactory) -> None:
+    tools = [WEATHER, {"name": "f", "parameters": "none"}]
+    with pytest.raises(ConfigError, match=r"tools\[1\]: parameters: input should be a valid dict"):
+        await openai_model(Wire()).agenerate("hi", tools=tools)
 
 
 @pytest.mark.parametrize("choice", ["auto", "none", "required"])
@@ -488,13 +549,35 @@ async def test_cut_stream_is_unavailable_after_its_first_deltas(
     assert not any(isinstance(e, ResponseEvent | UsageEvent | FinishEvent) for e in seen)
 
 
-async def test_broken_sse_line_is_unavailable(openai_model: ModelFactory) -> None:
+async def test_broken_sse_line_is_malformed_and_not_retried(openai_model: ModelFactory) -> None:
     seen: list[StreamEvent] = []
-    with pytest.raises(Unavailable, match="malformed") as caught:
-        async for event in openai_model(Wire(streamed("stream_broken.sse"))).astream("hi"):
+    wire = Wire(streamed("stream_broken.sse"), streamed("stream_text.sse"))
+    with pytest.raises(MalformedResponse, match="asking again will not help") as caught:
+        async for event in Retry(openai_model(wire), backoff=0).astream("hi"):
             seen.append(event)
     assert seen == [TextDelta(text="Hello")]
+    assert not caught.value.retryable
     assert isinstance(caught.value.__cause__, ValueError)
+    assert caught.value.excerpt.endswith('"delta": {"content": "!"')  # the broken event
+    assert len(wire.requests) == 1
+
+
+CHUNK = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+NO_CHOICES = {**CHUNK, "choices": None}
+UNNUMBERED_CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+NO_INDEX = {**CHUNK, "choices": [{"index": 0, "delta": {"tool_calls": [UNNUMBERED_CALL]}}]}
+
+
+@pytest.mark.parametrize(("chunk", "says"), [(NO_CHOICES, "NoneType"), (NO_INDEX, "index")])
+async def test_a_chunk_of_the_wrong_shape_is_malformed(
+    openai_model: ModelFactory, chunk: dict[str, Any], says: str
+) -> None:
+    sse = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
+    reply = httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=sse)
+    with pytest.raises(MalformedResponse, match=says) as caught:
+        await collect(openai_model(Wire(reply)).astream("Weather?"))
+    assert (caught.value.model, caught.value.provider) == ("openai:gpt-4.1-mini", "openai")
+    assert caught.value.excerpt.startswith('{"id": "chatcmpl-1"')
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -542,10 +625,54 @@ async def test_error_mapping(
     assert len(wire.requests) == 1  # the SDK's own retries are off: tether's middleware retries
 
 
-async def test_malformed_json_body_is_unavailable(openai_model: ModelFactory) -> None:
-    with pytest.raises(Unavailable, match="malformed") as caught:
-        await openai_model(Wire(recorded("malformed.json"))).agenerate("hi")
+async def test_malformed_json_body_is_not_retried(openai_model: ModelFactory) -> None:
+    wire = Wire(recorded("malformed.json"), recorded("completion_text.json"))
+    with pytest.raises(MalformedResponse, match="tether could not read") as caught:
+        await Retry(openai_model(wire), backoff=0).agenerate("hi")
     assert isinstance(caught.value.__cause__, ValueError)
+    assert caught.value.excerpt.startswith('{"id": "chatcmpl-C5Malformed')
+    assert "OpenAI-compatible" in str(caught.value)
+    assert len(wire.requests) == 1  # the same body would come back: no second call is paid for
+
+
+NO_LOGPROB = {"message": {"content": "hi"}, "logprobs": {"content": [{"token": "hi"}]}}
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"id": "chatcmpl-1", "object": "chat.completion", "choices": []}, "no choices"),
+        ({"id": "chatcmpl-1", "choices": [NO_LOGPROB]}, "TokenLogprob\nlogprob"),
+    ],
+)
+async def test_a_body_of_the_wrong_shape_is_malformed(
+    openai_model: ModelFactory, body: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(MalformedResponse, match=says) as caught:
+        await openai_model(Wire(httpx2.Response(200, json=body))).agenerate("hi")
+    assert caught.value.excerpt.startswith('{"id": "chatcmpl-1"')
+
+
+async def test_a_body_that_is_not_json_is_malformed(openai_model: ModelFactory) -> None:
+    page = httpx2.Response(200, headers={"content-type": "text/html"}, text="<html>login</html>")
+    with pytest.raises(MalformedResponse) as caught:
+        await openai_model(Wire(page)).agenerate("hi")
+    assert caught.value.excerpt == "<html>login</html>"
+
+
+async def test_a_failure_in_tethers_own_code_is_not_a_provider_error(
+    openai_model: ModelFactory,
+) -> None:
+    # a sync client where the SDK wants an async one: its TypeError surfaces as itself, not
+    # as an outage to retry and hand to the fallback
+    model = ProviderModel(OpenAIProvider("gpt-4.1-mini", {"http_client": httpx2.Client()}))
+    backup = Wire(recorded("completion_text.json"))
+    guarded = Fallback([Retry(model, backoff=0), openai_model(backup)])
+    with pytest.raises(TypeError, match="http_client"):
+        await guarded.agenerate("hi")
+    with pytest.raises(TypeError, match="http_client"):
+        await collect(guarded.astream("hi"))
+    assert backup.requests == []
 
 
 @pytest.mark.parametrize(
@@ -642,6 +769,7 @@ def test_the_walk_finds_the_sdk_exceptions() -> None:
 def test_every_sdk_exception_is_mapped(cls: type[BaseException]) -> None:
     error = build(cls)
     assert isinstance(error, cls)
+    assert isinstance(error, failures()), f"{cls.__name__} would not reach map_error"
     mapped = map_error(error, "openai:gpt-4.1-mini")  # type: ignore[arg-type]
     assert isinstance(mapped, ProviderError), f"{cls.__name__} -> {type(mapped).__name__}"
     assert type(mapped) is not ProviderError, (
@@ -666,7 +794,9 @@ def test_every_sdk_exception_is_mapped(cls: type[BaseException]) -> None:
         (openai.ConflictError, BadRequest),
         (openai.UnprocessableEntityError, BadRequest),
         (openai.InternalServerError, Unavailable),
-        (openai.APIResponseValidationError, Unavailable),
+        (openai.APIResponseValidationError, MalformedResponse),
+        (openai.APIError, Unavailable),  # an error event mid-stream
+        (openai.LengthFinishReasonError, BadRequest),
         (httpx2.ReadTimeout, Timeout),
         (httpx2.ConnectError, Unavailable),
     ],
@@ -733,12 +863,12 @@ async def test_classify_takes_its_confidence_from_the_label_tokens(
     assert result.confidence == pytest.approx(math.exp(-0.2231 - 0.0002 - 0.00003))
 
 
-async def test_structured_output_streams_its_fields_then_the_object(
+async def test_structured_output_streams_partial_objects_then_the_object(
     openai_model: ModelFactory,
 ) -> None:
     from pydantic import BaseModel
 
-    from tether.structured import astream
+    from tether.structured import Partial, astream
 
     class Receipt(BaseModel):
         company: str
@@ -749,11 +879,80 @@ async def test_structured_output_streams_its_fields_then_the_object(
     items = [item async for item in astream(openai_model(wire), "Extract it", Receipt)]
     *partials, final = items
     assert final == Receipt(company="ACME SDN BHD", date="12/03/2018", total=45.6)
-    assert partials == [
-        {"company": "ACME SDN BHD"},
-        {"company": "ACME SDN BHD", "date": "12/03/2018"},
-        {"company": "ACME SDN BHD", "date": "12/03/2018", "total": 45.6},
-    ]
+    assert all(isinstance(p, Partial[Receipt]) for p in partials)
+    companies = [p.company for p in partials]
+    assert companies[:5] == ["", "AC", "ACME", "ACME SDN", "ACME SDN BHD"]  # it grows
+    assert (partials[0].date, partials[0].total) == (None, None)
+    assert partials[-1].model_dump() == final.model_dump()
     assert wire.sent["stream"] is True
     spec = wire.sent["response_format"]["json_schema"]
     assert spec["strict"] is True and spec["schema"]["additionalProperties"] is False
+
+
+# -- strict schemas ----------------------------------------------------------------------------
+
+
+def answer_with(content: str) -> httpx2.Response:
+    """The recorded plain completion, with ``content`` as the assistant's text."""
+    data = json.loads((FIXTURES / "completion_text.json").read_text("utf-8"))
+    data["json"]["choices"][0]["message"]["content"] = content
+    return httpx2.Response(data["status"], headers=data["headers"], json=data["json"])
+
+
+async def test_strict_schema_keeps_fields_named_like_keywords(openai_model: ModelFactory) -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    class Setting(BaseModel):
+        default: str = "on"  # a field named like the keyword, with a default of its own
+        required: bool
+        type: Literal["flag", "value"]
+        properties: list[str] = Field(default_factory=list, examples=[["default"]])
+
+    class Config(BaseModel):
+        name: str
+        setting: Setting
+        default: Setting | None = None
+
+    answer = {
+        "name": "beta",
+        "setting": {"default": "off", "required": True, "type": "flag", "properties": ["a"]},
+        "default": None,
+    }
+    wire = Wire(answer_with(json.dumps(answer)))
+    config = await openai_model(wire).agenerate("Configure", output=Config, strategy="native")
+
+    assert config == Config.model_validate(answer)
+    spec = wire.sent["response_format"]["json_schema"]
+    assert spec["strict"] is True
+    assert spec["schema"] == {
+        "$defs": {
+            "Setting": {
+                "properties": {
+                    "default": {"type": "string", "title": "Default"},
+                    "required": {"title": "Required", "type": "boolean"},
+                    "type": {"enum": ["flag", "value"], "title": "Type", "type": "string"},
+                    "properties": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "examples": [["default"]],  # data, not a schema: kept as it is
+                        "title": "Properties",
+                    },
+                },
+                "required": ["default", "required", "type", "properties"],
+                "title": "Setting",
+                "type": "object",
+                "additionalProperties": False,
+            }
+        },
+        "properties": {
+            "name": {"title": "Name", "type": "string"},
+            "setting": {"$ref": "#/$defs/Setting"},
+            "default": {"anyOf": [{"$ref": "#/$defs/Setting"}, {"type": "null"}]},
+        },
+        "required": ["name", "setting", "default"],
+        "title": "Config",
+        "type": "object",
+        "additionalProperties": False,
+    }

@@ -191,7 +191,31 @@ def test_mistyped_variable_and_bool_is_not_int() -> None:
 
 def test_unknown_variable() -> None:
     write("summarize", SUMMARIZE)
-    rejects("summarize", "unknown variable 'txt'; this prompt takes: text, words", txt="a")
+    rejects(
+        "summarize",
+        r"unknown variable 'txt' \(did you mean 'text'\?\); this prompt takes: text, words; "
+        r"run\(\) also takes model",
+        txt="a",
+    )
+
+
+def test_a_misspelt_or_misplaced_keyword_names_what_each_method_takes() -> None:
+    from pydantic import BaseModel
+
+    class Person(BaseModel):
+        name: str
+
+    write("summarize", SUMMARIZE)
+    prompt = tether.prompt("summarize")
+    model = ScriptedModel()  # an empty script: any call would fail the test
+    with pytest.raises(PromptError, match=r"'stratgy' \(did you mean 'strategy'\?\)") as caught:
+        prompt.generate(model, output=Person, text="a", stratgy="repair")
+    assert str(caught.value).endswith("generate() also takes model, output, strategy, attempts")
+    with pytest.raises(PromptError, match="temperature is a generation parameter: set it under"):
+        prompt.generate(model, output=Person, text="a", temperature=0.2)
+    with pytest.raises(PromptError, match=r"this prompt takes: text, words$"):
+        prompt.render(text="a", wrds=3)
+    assert model.requests == []
 
 
 def test_unknown_prompt_lists_the_ones_that_exist() -> None:
@@ -211,9 +235,23 @@ def test_bad_front_matter_yaml_names_the_file_and_line() -> None:
 
 
 def test_unknown_param_in_front_matter_names_the_valid_ones() -> None:
-    write("bad", "---\nparams: {max_token: 8}\n---\nhi\n")
-    with pytest.raises(PromptError, match=r"unknown parameter 'max_token'.*max_tokens"):
+    write("bad", "---\nmodel: local:smollm2\nparams: {max_token: 8}\n---\nhi\n")
+    with pytest.raises(PromptError) as caught:
         tether.prompt("bad")
+    assert str(caught.value).startswith(
+        f"{Path('prompts/bad.prompt.md')}:3: params: unknown parameter 'max_token' "
+        "(did you mean 'max_tokens'?); valid parameters: temperature, top_p, max_tokens,"
+    )
+
+
+def test_a_wrong_param_value_in_front_matter_names_the_line_and_why() -> None:
+    write("bad", "---\nparams:\n  temperature: 0\n  max_tokens: -1\n---\nhi\n")
+    with pytest.raises(PromptError) as caught:
+        tether.prompt("bad")
+    assert str(caught.value) == (
+        f"{Path('prompts/bad.prompt.md')}:2: params: max_tokens: input should be greater than 0 "
+        "(got -1)"
+    )
 
 
 def test_undeclared_template_variable_and_unknown_type() -> None:

@@ -14,11 +14,11 @@ from pydantic import BaseModel, Field
 import tether
 import tether.structured
 from tether.errors import ConfigError, OutputInvalid, Refused, UnsupportedParameter
-from tether.models.base import ProviderModel
+from tether.models.base import Capabilities, ProviderModel
 from tether.models.openai import OpenAIProvider
 from tether.structured import generate
 from tether.testing import FunctionModel, ScriptedModel
-from tether.types import Message, Request, Response, Usage
+from tether.types import Bounds, Message, Request, Response, Usage
 
 RECEIPT = "ACME TRADING SDN BHD\n12/03/2018\nTEA 2.50\nCAKE 3.10\nTOTAL 5.60\nTHANK YOU"
 
@@ -96,10 +96,40 @@ def test_an_answer_cut_by_max_tokens_keeps_its_partial_text_and_usage() -> None:
     assert "max_tokens" in str(info.value)
 
 
+class GrammarModel(ScriptedModel):
+    """A scripted model that declares grammar-constrained decoding, as local models do."""
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(structured=frozenset({"grammar"}))
+
+
+def test_a_cut_off_grammar_answer_is_tried_once_more_with_tighter_bounds() -> None:
+    cut = Response(
+        message=Message.assistant('{"company": "ACME TRA'),
+        finish_reason="length",
+        usage=Usage(input_tokens=40, output_tokens=8),
+    )
+    model = GrammarModel(cut, '{"company": "ACME", "date": "12/03/2018", "total": 5.6}')
+    found = generate(model, RECEIPT, Receipt, bounds=Bounds(string=400, items=10))
+    assert found.company == "ACME"
+    first, second = (r.output for r in model.requests)
+    assert first is not None and second is not None
+    assert (first.mode, first.bounds) == ("grammar", Bounds(string=400, items=10))
+    assert second.bounds == Bounds(string=100, items=5)
+    again = GrammarModel(cut, cut)
+    with pytest.raises(OutputInvalid) as info:
+        generate(again, RECEIPT, Receipt)
+    assert len(again.requests) == 2  # one more try, not more
+    assert "tighter bounds" in info.value.errors[0]
+    assert info.value.usage == Usage(input_tokens=80, output_tokens=16)
+
+
 def test_real_truncation_on_the_local_model() -> None:
     with pytest.raises(OutputInvalid) as info:
         generate(tether.model("local:smollm2"), RECEIPT, Receipt, max_tokens=4)
-    assert info.value.text and info.value.usage.output_tokens == 4  # type: ignore[union-attr]
+    assert info.value.text  # the partial answer of the second, tighter try
+    assert info.value.usage.output_tokens == 8  # type: ignore[union-attr]
+    assert "tighter bounds" in info.value.errors[0]
 
 
 def test_a_refusal_is_raised_as_refused() -> None:
@@ -224,12 +254,13 @@ def test_a_constraint_that_cannot_apply_to_the_answer_is_a_schema_error() -> Non
     assert len(model.requests) == 1  # not retried: no answer can fix the schema
 
 
-def test_output_must_be_a_pydantic_model_class() -> None:
+def test_output_must_be_a_type_pydantic_can_validate() -> None:
     model = ScriptedModel('{"a": 1}')
-    for wrong in (dict, 3, Receipt(company="c", date="d", total=1)):
-        with pytest.raises(ConfigError, match="output= takes a Pydantic model class"):
-            model.generate("hi", output=wrong)  # type: ignore[call-overload]
+    for wrong in (3, Receipt(company="c", date="d", total=1), "Receipt"):
+        with pytest.raises(ConfigError, match="not a type pydantic can validate"):
+            model.generate("hi", output=wrong)
     assert model.requests == []
+    assert model.generate("hi", output=dict[str, int]) == {"a": 1}
 
 
 def test_stream_with_output_points_to_the_structured_stream() -> None:
@@ -294,3 +325,25 @@ async def test_openai_strict_mode_closes_nested_objects_too(
         assert nested["additionalProperties"] is False
         assert nested["required"] == list(nested["properties"])
     assert schema["$defs"]["Status"]["enum"] == ["open", "paid"]
+
+
+def test_the_span_records_the_output_its_strategy_and_bounds(project: Path) -> None:
+    import sqlite3
+
+    from tether.tracing import semconv
+    from tether.tracing.setup import flush
+
+    class City(BaseModel):
+        name: str
+
+    text = "Oslo is the capital of Norway."
+    tether.extract(text, City, model="local:smollm2", temperature=0, max_tokens=30)
+    assert flush()
+    db = sqlite3.connect(project / ".tether" / "tether.db")
+    (attributes,) = db.execute("SELECT attributes FROM spans").fetchone()
+    attrs = json.loads(attributes)
+    assert attrs[semconv.OUTPUT_TYPE] == "json"
+    assert attrs[semconv.OUTPUT_NAME] == "City"
+    assert attrs[semconv.OUTPUT_MODE] == "grammar"
+    # extraction bounds strings by the text it reads (at least 64), lists by its words
+    assert attrs[semconv.OUTPUT_BOUNDS] == "string<=64 items<=8 runaway"

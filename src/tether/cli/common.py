@@ -60,6 +60,8 @@ def parse_params(pairs: Iterable[tuple[str, str]] | None) -> dict[str, Any]:
     Values are parsed as JSON when they parse (``0.2``, ``50``, ``["END"]``) and kept as
     strings otherwise; a misspelt key is a ConfigError naming the valid ones.
     """
+    from tether.types import check_params
+
     params: dict[str, Any] = {}
     for key, raw in pairs or []:
         try:
@@ -69,27 +71,8 @@ def parse_params(pairs: Iterable[tuple[str, str]] | None) -> dict[str, Any]:
         if key == "stop" and isinstance(value, str):
             value = [value]  # one stop string is the common case; Params wants a list
         params[key] = value
-    _check_params(params)
+    check_params(params, source="-o")
     return params
-
-
-def _check_params(params: dict[str, Any]) -> None:
-    from pydantic import ValidationError
-
-    from tether.types import Params
-
-    try:
-        Params.model_validate(params)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"])
-            if error["type"] == "extra_forbidden":
-                problems.append(f"unknown parameter {key!r}")
-            else:
-                problems.append(f"{key}: {error['msg'].lower()}")
-        valid = ", ".join(Params.model_fields)
-        raise ConfigError(f"{'; '.join(problems)} (-o takes: {valid})") from exc
 
 
 def read_prompt(prompt: str) -> str:

@@ -24,15 +24,16 @@ from tether.errors import (
     AuthError,
     BadRequest,
     ContextTooLong,
+    MalformedResponse,
     ProviderError,
     RateLimited,
-    TetherError,
     Timeout,
     Unavailable,
     UnsupportedParameter,
 )
 from tether.models.base import Capabilities, Provider
 from tether.models.http import retry_after
+from tether.models.reading import malformed, reading
 from tether.types import (
     FinishEvent,
     FinishReason,
@@ -69,6 +70,7 @@ _NO_SAMPLING = (
     "top_p; remove them"
 )
 
+MALFORMED_HINT = "if it goes on, report it with the excerpt: the API's payloads may have changed"
 OUTPUT_TOOL_DESCRIPTION = "Give the answer as this tool's input."
 
 _TOOL_CHOICE = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
@@ -110,7 +112,7 @@ class AnthropicProvider(Provider):
             tool_choice=frozenset({"auto", "none", "required", "named"}),
             reasoning=bool(self.options.get("reasoning", True)),
             vision=bool(self.options.get("vision", True)),
-            json_schema=json_schema,
+            structured=frozenset({"native"} if json_schema else ()),
             context_window=int(self.options.get("context_window", CONTEXT_WINDOW)),
             notes={
                 "output": "this endpoint declares no forced tool use (json_schema/tools); "
@@ -149,22 +151,14 @@ class AnthropicProvider(Provider):
         params = build_params(request, self.model_name)
         try:
             message = await self._client().messages.create(**params)
-        except TetherError:
-            raise
-        except Exception as exc:
+        except failures() as exc:
             raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
         # The SDK returns a bare str when the body is not JSON, and builds models without
         # validation, so a body of the wrong shape surfaces here.
-        try:
+        with reading(message, model=self.model_id, provider=self.name, hint=MALFORMED_HINT):
             if not isinstance(message, WireMessage):
                 raise TypeError(f"expected a Message, got {type(message).__name__}")
             return to_response(message, self.model_id, output=_output_name(request))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise Unavailable(
-                f"{self.model_id}: Anthropic sent a malformed response ({exc}); try again",
-                model=self.model_id,
-                provider=self.name,
-            ) from exc
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         params = build_params(request, self.model_name)
@@ -173,11 +167,13 @@ class AnthropicProvider(Provider):
             events = await self._client().messages.create(**params, stream=True)
             async with events:
                 async for event in events:
-                    for out in state.feed(event):
+                    with reading(
+                        event, model=self.model_id, provider=self.name, hint=MALFORMED_HINT
+                    ):
+                        found = state.feed(event)
+                    for out in found:
                         yield out
-        except TetherError:
-            raise
-        except Exception as exc:
+        except failures() as exc:
             raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
         if not state.stopped:
             return  # cut before message_stop: with no FinishEvent, ProviderModel raises Unavailable
@@ -193,11 +189,10 @@ class AnthropicProvider(Provider):
             args["system"] = system
         try:
             counted = await self._client().messages.count_tokens(**args)
-            return int(counted.input_tokens)
-        except TetherError:
-            raise
-        except Exception as exc:
+        except failures() as exc:
             raise map_error(exc, self.model_id, api_key_env=self.api_key_env) from exc
+        with reading(counted, model=self.model_id, provider=self.name, hint=MALFORMED_HINT):
+            return int(counted.input_tokens)
 
     async def aclose(self) -> None:
         """Close this loop's client; an injected http_client belongs to its owner."""
@@ -229,6 +224,7 @@ def build_params(request: Request, model_name: str) -> dict[str, Any]:
         params["stop_sequences"] = list(p.stop)
     tools = [
         {"name": t.name, "description": t.description, "input_schema": t.parameters}
+        | ({"strict": t.strict} if t.strict is not None else {})
         for t in request.tools
     ]
     if p.tool_choice is not None:
@@ -259,7 +255,7 @@ def _output_tool(output: OutputSchema, request: Request, budget: int) -> dict[st
         )
     return {
         "name": name,
-        "description": OUTPUT_TOOL_DESCRIPTION,
+        "description": output.description or OUTPUT_TOOL_DESCRIPTION,
         "input_schema": output.schema_,
     }
 
@@ -350,9 +346,9 @@ def to_response(message: WireMessage, model_id: str, *, output: str | None = Non
     calls = False
     for block in message.content:
         if block.type == "text":
-            parts.append(TextPart(text=block.text))
+            _add_text(parts, block.text)
         elif block.type == "tool_use" and block.name == output:
-            parts.append(TextPart(text=json.dumps(block.input, ensure_ascii=False)))
+            _add_text(parts, json.dumps(block.input, ensure_ascii=False))
         elif block.type == "tool_use":
             calls = True
             arguments = json.dumps(block.input)
@@ -368,6 +364,15 @@ def to_response(message: WireMessage, model_id: str, *, output: str | None = Non
         model=model_id,
         provider_id=message.id,
     )
+
+
+def _add_text(parts: list[Part], text: str) -> None:
+    """Text blocks next to each other (split by citations, or by a server tool's blocks, which
+    tether's Response leaves out) are one run of text, as the stream accumulates them."""
+    if parts and isinstance(parts[-1], TextPart):
+        parts[-1] = TextPart(text=parts[-1].text + text)
+    else:
+        parts.append(TextPart(text=text))
 
 
 def finish_reason(stop_reason: str | None, *, output: bool = False) -> FinishReason:
@@ -401,10 +406,13 @@ class _StreamState:
     stopped: bool = False
     output: str | None = None  # the structured-output tool, whose input streams as text
     output_blocks: set[int] = field(default_factory=set)
-    calls: bool = False  # a real tool call (not the output tool) was made
+    # The blocks opened as tool_use (not the output tool): only their input is a tool call.
+    # A server_tool_use or mcp_tool_use block streams input too, but Anthropic runs it.
+    call_blocks: set[int] = field(default_factory=set)
 
     def finish_reason(self) -> FinishReason:
-        return finish_reason(self.stop_reason, output=self.output is not None and not self.calls)
+        calls = bool(self.call_blocks)
+        return finish_reason(self.stop_reason, output=self.output is not None and not calls)
 
     def feed(self, event: RawMessageStreamEvent) -> list[StreamEvent]:
         if event.type == "message_start":
@@ -424,25 +432,26 @@ class _StreamState:
                 self.output_blocks.add(index)
                 return []
             if block.type == "tool_use":
-                self.calls = True
+                self.call_blocks.add(index)
                 return [ToolCallDelta(index=index, id=block.id, name=block.name)]
             if block.type == "thinking" and block.thinking:
                 return [ReasoningDelta(index=index, text=block.thinking)]
             if block.type == "redacted_thinking":
                 return [ReasoningDelta(index=index, signature=block.data, redacted=True)]
         elif event.type == "content_block_delta":
-            delta = event.delta
-            if event.index in self.output_blocks and delta.type == "input_json_delta":
+            delta, index = event.delta, event.index
+            if delta.type != "input_json_delta":
+                return _delta(index, delta)
+            if index in self.output_blocks:
                 return [TextDelta(text=delta.partial_json)] if delta.partial_json else []
-            return _delta(event.index, delta)
+            if index in self.call_blocks:
+                return [ToolCallDelta(index=index, arguments=delta.partial_json)]
         return []
 
 
 def _delta(index: int, delta: RawContentBlockDelta) -> list[StreamEvent]:
     if delta.type == "text_delta":
         return [TextDelta(text=delta.text)]
-    if delta.type == "input_json_delta":
-        return [ToolCallDelta(index=index, arguments=delta.partial_json)]
     if delta.type == "thinking_delta":
         return [ReasoningDelta(index=index, text=delta.thinking)]
     if delta.type == "signature_delta":
@@ -472,6 +481,17 @@ _BY_TYPE: dict[str, type[ProviderError]] = {
 
 
 @cache
+def failures() -> tuple[type[Exception], ...]:
+    """What the SDK and the transport raise (the SDK refuses some calls with a bare
+    ValueError): the exceptions map_error maps. Anything else raised during a call is
+    tether's own and surfaces as itself."""
+    import anthropic
+    import httpx2
+
+    return (anthropic.AnthropicError, httpx2.HTTPError, ValueError)
+
+
+@cache
 def _rules() -> tuple[tuple[type[BaseException], type[ProviderError], str], ...]:
     """SDK and transport exceptions, most specific first, with what to do next."""
     import anthropic as a
@@ -493,14 +513,14 @@ def _rules() -> tuple[tuple[type[BaseException], type[ProviderError], str], ...]
         (a.BadRequestError, BadRequest, "fix the request; it will fail again as it is"),
         (a.APITimeoutError, Timeout, f"no answer in time; {_RETRY}"),
         (a.APIConnectionError, Unavailable, f"could not reach Anthropic; {_RETRY}"),
-        (a.APIResponseValidationError, Unavailable, f"Anthropic sent a malformed body; {_RETRY}"),
+        (a.APIResponseValidationError, MalformedResponse, MALFORMED_HINT),
         (a.APIWebhookValidationError, BadRequest, "a webhook failed verification"),
         (a.CredentialsError, AuthError, "fix the credentials configuration"),
         (a.WorkloadIdentityError, AuthError, "fix the workload identity configuration"),
         (a.RetryableError, Unavailable, _RETRY),
         (httpx2.TimeoutException, Timeout, f"no answer in time; {_RETRY}"),
         (httpx2.HTTPError, Unavailable, f"the connection failed; {_RETRY}"),
-        (json.JSONDecodeError, Unavailable, f"Anthropic sent a malformed body; {_RETRY}"),
+        (json.JSONDecodeError, MalformedResponse, MALFORMED_HINT),
     )
 
 
@@ -520,6 +540,9 @@ def map_error(
         detail = f"Anthropic does not know the model {model_id.partition(':')[2]!r} ({detail})"
     elif kind is BadRequest and any(m in str(detail).lower() for m in _TOO_LONG):
         kind, hint = ContextTooLong, "shorten the prompt or use a model with a larger window"
+    if kind is MalformedResponse:
+        received = getattr(exc, "doc", None) or getattr(exc, "body", None)
+        return malformed(exc, received, model=model_id, provider=AnthropicProvider.name, hint=hint)
     headers = getattr(getattr(exc, "response", None), "headers", None)
     return kind(
         f"{model_id}: {detail}; {hint.replace('{env}', api_key_env)}",
@@ -547,7 +570,7 @@ def _classify(exc: BaseException) -> tuple[type[ProviderError], str]:
         # The SDK refuses long non-streaming calls itself, before sending anything.
         return BadRequest, "lower max_tokens, or stream the call (astream/stream)"
     if isinstance(exc, anthropic.APIError | ValueError):
-        return Unavailable, f"Anthropic's answer could not be read; {_RETRY}"
+        return MalformedResponse, MALFORMED_HINT
     if isinstance(exc, anthropic.AnthropicError):
         return BadRequest, "the SDK refused the call; check the provider options"
     return ProviderError, "an unexpected failure; report it with the traceback"

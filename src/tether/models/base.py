@@ -11,31 +11,38 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
 
-from pydantic import BaseModel
+from pydantic import ValidationError
 
 from tether import _sync
 from tether.errors import ConfigError, Unavailable, UnsupportedParameter
 from tether.models.accumulate import Accumulator
 from tether.types import (
+    TOOL_SHAPES,
     Message,
-    Params,
     Price,
     Request,
     Response,
     ResponseEvent,
     StreamEvent,
     ToolSpec,
+    check_params,
+    problems,
 )
 
 Prompt = str | Message | Sequence[Message] | Request
 T = TypeVar("T")
-Out = TypeVar("Out", bound=BaseModel)
-STRUCTURED_ONLY = ("strategy", "attempts")  # keywords that only mean something with output=
+Out = TypeVar("Out")
+STRUCTURED_ONLY = (
+    "strategy",
+    "attempts",
+    "bounds",
+)  # keywords that only mean something with output=
+REQUEST_KEYWORDS = ("system", "tools", "metadata")  # build_request's own, beside the Params
 
 
 @asynccontextmanager
@@ -61,7 +68,9 @@ def build_request(
     metadata: dict[str, str] | None = None,
     **params: Any,
 ) -> Request:
-    """Normalise what a caller passed (text, messages or a Request) into a Request."""
+    """Normalise what a caller passed (text, messages or a Request) into a Request; a
+    ConfigError for a keyword that is no parameter, a wrong value or a tool of no known
+    shape."""
     if isinstance(prompt, Request):
         request = prompt
     else:
@@ -77,12 +86,32 @@ def build_request(
         rest = [m for m in request.messages if m.role != "system"]
         update["messages"] = [Message.system(system), *rest]
     if tools is not None:
-        update["tools"] = [ToolSpec.model_validate(t) for t in tools]
+        update["tools"] = _tools(tools)
     if metadata:
         update["metadata"] = {**request.metadata, **metadata}
     if params:
-        update["params"] = Params.model_validate({**request.params.set_fields(), **params})
+        merged = {**request.params.set_fields(), **params}
+        update["params"] = check_params(merged, keywords=REQUEST_KEYWORDS)
     return request.model_copy(update=update) if update else request
+
+
+def check_keywords(params: Mapping[str, Any], method: str, own: Sequence[str] = ()) -> None:
+    """Raise ConfigError for a keyword ``method`` does not take, naming all it does take:
+    build_request's, ``method``'s ``own``, then the Params fields; and for a wrong value."""
+    keywords = (*REQUEST_KEYWORDS, *own)
+    values = {key: value for key, value in params.items() if key not in keywords}
+    check_params(values, source=f"{method}()", keywords=keywords)
+
+
+def _tools(tools: Sequence[ToolSpec | dict[str, Any]]) -> list[ToolSpec]:
+    specs = []
+    for number, tool in enumerate(tools):
+        try:
+            specs.append(ToolSpec.model_validate(tool))
+        except ValidationError as exc:
+            found = "; ".join(problems(exc))
+            raise ConfigError(f"tools[{number}]: {found}; a tool is {TOOL_SHAPES}") from exc
+    return specs
 
 
 @dataclass(frozen=True)
@@ -96,7 +125,9 @@ class Capabilities:
     tool_choice: frozenset[str] = frozenset({"auto", "none", "required", "named"})
     reasoning: bool = False
     vision: bool = False
-    json_schema: bool = False  # constrains answers to Request.output's schema
+    # How it can hold an answer to Request.output's schema: "native" (the provider's own
+    # structured-output mode) and/or "grammar" (constrained decoding); empty for neither.
+    structured: frozenset[str] = frozenset()
     context_window: int | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -129,17 +160,33 @@ def check_request(request: Request, caps: Capabilities, model_id: str) -> None:
                 f"{model_id} does not support tool_choice={choice!r}{note}; {hint}".rstrip("; ")
             )
     if request.output is not None:
-        if not caps.json_schema:
-            hint = caps.notes.get("output", "use strategy='repair'")
-            raise UnsupportedParameter(f"{model_id} has no structured-output mode; {hint}")
-        if request.params.tool_choice not in (None, "auto", "none"):
-            raise UnsupportedParameter(
-                "a request cannot both force a tool and constrain its answer to a schema; "
-                "drop tool_choice or output"
-            )
+        _check_output(request, caps, model_id)
     has_image = any(p.type == "image" for m in request.messages for p in m.content)
     if has_image and not caps.vision:
         raise UnsupportedParameter(f"{model_id} does not accept images")
+
+
+_NO_MODE = {
+    "native": "it has no native structured-output mode; use strategy='grammar' for a local "
+    "model, or 'auto'",
+    "grammar": "grammar-constrained decoding is for local (llama.cpp) models; use "
+    "strategy='native' or 'auto'",
+}
+
+
+def _check_output(request: Request, caps: Capabilities, model_id: str) -> None:
+    assert request.output is not None
+    mode = request.output.mode
+    if not caps.structured:
+        hint = caps.notes.get("output", "use strategy='repair'")
+        raise UnsupportedParameter(f"{model_id} has no structured-output mode; {hint}")
+    if mode is not None and mode not in caps.structured:
+        raise UnsupportedParameter(f"{model_id} cannot honour strategy={mode!r}: {_NO_MODE[mode]}")
+    if request.params.tool_choice not in (None, "auto", "none"):
+        raise UnsupportedParameter(
+            "a request cannot both force a tool and constrain its answer to a schema; "
+            "drop tool_choice or output"
+        )
 
 
 def _refuse_structured_only(params: dict[str, Any], method: str) -> None:
@@ -173,19 +220,18 @@ class Model(ABC):
     async def agenerate(self, prompt: Prompt, *, output: type[Out], **params: Any) -> Out: ...
     @overload
     async def agenerate(self, prompt: Prompt, **params: Any) -> Response: ...
-    async def agenerate(
-        self, prompt: Prompt, *, output: type[BaseModel] | None = None, **params: Any
-    ) -> Any:
+    async def agenerate(self, prompt: Prompt, *, output: Any = None, **params: Any) -> Any:
         """Generate a response. Keyword arguments: system, tools, and any Params field.
 
-        With ``output=`` (a Pydantic model) the answer is that model, validated, through
-        tether.structured (``strategy=`` and ``attempts=`` apply then). The one place the
-        model layer reaches up: a convenience, as tether.structured only calls ``request``."""
+        With ``output=`` (a Pydantic model, or any type pydantic validates: ``list[Item]``,
+        ``Literal[...]``, ``int``) the answer is that type, validated, through
+        tether.structured (``strategy=``, ``attempts=`` and ``bounds=`` apply then). The one
+        place the model layer reaches up: a convenience, as tether.structured only calls
+        ``request``."""
         if output is None:
             _refuse_structured_only(params, "generate")
+            check_keywords(params, "generate", ("output",))
             return await self.request(build_request(prompt, **params))
-        if not (isinstance(output, type) and issubclass(output, BaseModel)):
-            raise ConfigError(f"output= takes a Pydantic model class, not {output!r}")
         from tether.structured.generate import agenerate
 
         return await agenerate(self, prompt, output, **params)
@@ -198,15 +244,14 @@ class Model(ABC):
                 "tether.structured.stream(model, prompt, YourModel)"
             )
         _refuse_structured_only(params, "stream")
+        check_keywords(params, "stream")
         return self.request_stream(build_request(prompt, **params))
 
     @overload
     def generate(self, prompt: Prompt, *, output: type[Out], **params: Any) -> Out: ...
     @overload
     def generate(self, prompt: Prompt, **params: Any) -> Response: ...
-    def generate(
-        self, prompt: Prompt, *, output: type[BaseModel] | None = None, **params: Any
-    ) -> Any:
+    def generate(self, prompt: Prompt, *, output: Any = None, **params: Any) -> Any:
         """Sync twin of agenerate; works inside a running event loop."""
         if output is not None:
             params["output"] = output
@@ -339,6 +384,7 @@ __all__ = [
     "ProviderModel",
     "Wrapper",
     "build_request",
+    "check_keywords",
     "check_request",
     "closing",
 ]

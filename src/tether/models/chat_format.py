@@ -62,7 +62,8 @@ def tool_definitions(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
     return [
         {
             "type": "function",
-            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+            "function": {"name": t.name, "description": t.description, "parameters": t.parameters}
+            | ({"strict": t.strict} if t.strict is not None else {}),
         }
         for t in tools
     ]

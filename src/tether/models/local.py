@@ -31,14 +31,17 @@ from tether.errors import (
 )
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
+from tether.models.json_guard import JsonGuard
 from tether.models.local_sampling import (
     BestFirstGrammar,
     LogprobRecorder,
+    TokenTexts,
     after_penalties,
     grammar_for,
     insert,
     keep_count,
 )
+from tether.models.reading import malformed
 from tether.models.repetition import is_looping
 from tether.types import (
     FinishEvent,
@@ -102,7 +105,7 @@ CAPABILITIES = Capabilities(
         {"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "logprobs"}
     ),
     tools=True,
-    json_schema=True,  # a grammar built from the schema: valid by construction
+    structured=frozenset({"grammar"}),  # a grammar built from the schema: valid by construction
     tool_choice=frozenset({"none", "named"}),
     notes={
         "tool_choice": "a local model calls a tool only when tool_choice names it "
@@ -233,15 +236,24 @@ def _counting_llama() -> Any:
         last_completion_tokens = 0
         stop: threading.Event | None = None
         record_logprobs: int | None = None
+        guard: JsonGuard | None = None  # for the next grammar-constrained call
         watch_loops = False
         looped = False
         best_first: BestFirstGrammar | None = None  # the last ones installed, for reading
         recorder: LogprobRecorder | None = None
+        _texts: TokenTexts | None = None
+
+        def token_texts(self) -> TokenTexts:
+            if self._texts is None:
+                pieces = [bytes(self.detokenize([i])) for i in range(self._n_vocab)]
+                self._texts = TokenTexts(pieces)
+            return self._texts
 
         def _init_sampler(  # type: ignore[override]
             self, grammar: Any = None, **kwargs: Any
         ) -> Any:
             keep = None
+            guard = self.guard if grammar is not None else None
             if grammar is not None:
                 keep = keep_count(
                     kwargs.get("temp", 0.8),
@@ -249,11 +261,12 @@ def _counting_llama() -> Any:
                     kwargs.get("mirostat_mode", 0),
                     self._n_vocab,
                 )
-            if keep is None:
+            if keep is None and guard is None:
                 sampler = super()._init_sampler(grammar=grammar, **kwargs)
             else:
                 sampler = super()._init_sampler(**kwargs)
-                self.best_first = BestFirstGrammar(self._model.vocab, grammar, keep)
+                texts = self.token_texts() if guard is not None else None
+                self.best_first = BestFirstGrammar(self._model.vocab, grammar, keep, guard, texts)
                 insert(sampler, after_penalties(sampler), self.best_first)
             if self.record_logprobs is not None:
                 self.recorder = LogprobRecorder(self.record_logprobs)
@@ -350,6 +363,13 @@ class LocalProvider(Provider):
             args["tool_choice"] = tool_choice(params.tool_choice)
         return args
 
+    def _guard(self, request: Request) -> JsonGuard | None:
+        """The guard that ends a runaway value, for an answer held to a schema with bounds."""
+        spec = request.output
+        if spec is None or spec.bounds is None:
+            return None
+        return JsonGuard(spec.schema_, spec.bounds)
+
     def _check_fits(self, loaded: _Loaded, args: dict[str, Any], reserve: int) -> None:
         """``reserve``: the room the caller asked for. A default cap asks for none: llama.cpp
         shortens it to what the window has left."""
@@ -374,16 +394,17 @@ class LocalProvider(Provider):
         """The streamed chunks of a chat completion, then its exact usage (llama-cpp-python
         reports none in streams; its generate() is wrapped to count)."""
         args = self._arguments(request)
+        guard = self._guard(request)
         llama = loaded.llama
         watch_loops = not grammar_constrained(request)
 
         def chunks_then_usage() -> Iterator[Any]:
             # Runs on the model's thread: the counts are read before another call resets them.
-            llama.watch_loops = watch_loops
+            llama.guard, llama.watch_loops = guard, watch_loops
             try:
                 yield from llama.create_chat_completion(stream=True, **args)
             finally:
-                llama.watch_loops = False
+                llama.guard, llama.watch_loops = None, False
             yield Usage(
                 input_tokens=llama.last_prompt_tokens, output_tokens=llama.last_completion_tokens
             )
@@ -397,12 +418,13 @@ class LocalProvider(Provider):
         the call is cancelled or times out, so the model is never left busy for nobody."""
         loaded = await asyncio.to_thread(self.model)
         args = self._arguments(request)
+        guard = self._guard(request)
         watch_loops = not grammar_constrained(request)
 
         def complete(stop: threading.Event) -> tuple[Any, list[TokenLogprob] | None]:
             llama = loaded.llama
             llama.stop, llama.record_logprobs, llama.recorder = stop, request.params.logprobs, None
-            llama.watch_loops = watch_loops
+            llama.guard, llama.watch_loops = guard, watch_loops
             try:
                 result = llama.create_chat_completion(**args)
                 if llama.looped:
@@ -410,7 +432,8 @@ class LocalProvider(Provider):
                 text = result["choices"][0]["message"].get("content") or ""
                 return result, _logprobs(llama, text)
             finally:
-                llama.stop, llama.record_logprobs, llama.watch_loops = None, None, False
+                llama.stop, llama.record_logprobs = None, None
+                llama.guard, llama.watch_loops = None, False
 
         try:
             result, logprobs = await call_in_thread(complete, loaded.thread)
@@ -543,7 +566,10 @@ class _ChunkReader:
 
 
 def map_error(exc: Exception, model_id: str) -> TetherError:
-    """llama.cpp raises ValueError for requests it cannot serve; name what went wrong."""
+    """llama.cpp raises ValueError for requests it cannot serve; name what went wrong. A
+    result of a shape tether cannot read is a MalformedResponse, not worth a retry."""
+    from pydantic import ValidationError
+
     text = str(exc)
     if "exceed context window" in text:
         return ContextTooLong(
@@ -553,6 +579,9 @@ def map_error(exc: Exception, model_id: str) -> TetherError:
         )
     if isinstance(exc, json.JSONDecodeError):
         return OutputInvalid(f"{model_id}: the model wrote malformed JSON ({exc})", text=exc.doc)
+    if isinstance(exc, ValidationError | LookupError | TypeError | AttributeError):
+        hint = "check that the installed llama-cpp-python is the version tether supports"
+        return malformed(exc, None, model=model_id, provider="local", hint=hint)
     if isinstance(exc, ValueError):
         return BadRequest(f"{model_id}: {text}", model=model_id, provider="local")
     return ProviderError(f"{model_id}: llama.cpp failed: {exc!r}", model=model_id, provider="local")

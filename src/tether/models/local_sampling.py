@@ -21,6 +21,7 @@ from functools import cache
 from typing import Any, cast
 
 from tether.errors import UnsupportedParameter
+from tether.models.json_guard import CLOSER, COMMA, TOKEN_KINDS, JsonGuard
 
 FIRST_LOOK = 64  # candidates checked before falling back to the whole vocabulary
 
@@ -132,18 +133,46 @@ class PythonSampler:
         pass
 
 
+class TokenTexts:
+    """Each token's text in one vocabulary, and which tokens are of each kind the JSON guard
+    names (tether.models.json_guard.TOKEN_KINDS). Built once per loaded model."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        import numpy as np
+
+        self.pieces = pieces
+        self.quote = pieces.index(b'"')
+        self.kinds = {
+            kind: np.array([pattern.match(p) is not None for p in pieces])
+            for kind, pattern in TOKEN_KINDS.items()
+        }
+
+
 class BestFirstGrammar(PythonSampler):
-    """Applies ``grammar`` to the best ``keep`` candidates, checking them best first; see
-    the module docstring."""
+    """Applies ``grammar`` to the best ``keep`` candidates, checking them best first (all of
+    them when ``keep`` is None); see the module docstring. With a ``guard``, the tokens kept
+    are narrowed to those that end the current value whenever the guard says it should end
+    (tether.models.json_guard) and the grammar allows such a token there."""
 
     name = b"tether-best-first-grammar"
 
-    def __init__(self, vocab: Any, grammar: Any, keep: int) -> None:
+    def __init__(
+        self,
+        vocab: Any,
+        grammar: Any,
+        keep: int | None,
+        guard: JsonGuard | None = None,
+        texts: TokenTexts | None = None,
+    ) -> None:
         import numpy as np
 
         super().__init__()
         capi = self.capi
         self.keep = keep
+        self.guard = guard
+        self.texts = texts
+        if guard is not None and texts is None:
+            raise ValueError("a guard needs the vocabulary's token texts")
         self.grammar = capi.llama_sampler_init_grammar(
             vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
         )
@@ -153,6 +182,8 @@ class BestFirstGrammar(PythonSampler):
             )
         self.fallbacks = 0  # steps that needed the whole vocabulary checked
         self.steps = 0
+        self.ended = 0  # steps where the guard made a value end
+        self.folded = 0  # closing braces inside a string read as its end
         self._probe = (capi.llama_token_data * FIRST_LOOK)()
         self._probe_array = capi.llama_token_data_array(
             data=self._probe, size=0, selected=-1, sorted=False
@@ -162,9 +193,13 @@ class BestFirstGrammar(PythonSampler):
 
     def accept(self, token: int) -> None:
         self.capi.llama_sampler_accept(self.grammar, token)
+        if self.guard is not None and self.texts is not None:
+            self.guard.accept(self.texts.pieces[token])
 
     def reset(self) -> None:
         self.capi.llama_sampler_reset(self.grammar)
+        if self.guard is not None:
+            self.guard.reset()
 
     def apply(self, cur_p: Any) -> None:
         try:
@@ -179,26 +214,72 @@ class BestFirstGrammar(PythonSampler):
         view = self.candidates(cur_p)
         size = len(view)
         logits = view["logit"]
-        look = min(FIRST_LOOK, size)
-        best = np.argpartition(-logits, look - 1)[:look] if look < size else np.arange(size)
-        best.sort()  # equal logits in array order, as llama.cpp's greedy sampler breaks ties
-        best = best[np.argsort(-logits[best], kind="stable")]
-        self._probe_ids[:look] = view["id"][best]
-        self._probe_logits[:look] = logits[best]
-        self._probe_array.size = look
-        self._probe_array.selected = -1
-        self._probe_array.sorted = False
-        self.capi.llama_sampler_apply(self.grammar, ctypes.byref(self._probe_array))
-        valid = np.flatnonzero(np.isfinite(self._probe_logits[:look]))
-        if len(valid) < self.keep and look < size:
-            # Too few of the best are allowed here: check them all, as llama.cpp would.
-            self.fallbacks += 1
-            self.capi.llama_sampler_apply(self.grammar, cur_p)
-            return
-        kept = best[valid[: self.keep]]
-        chosen = logits[kept].copy()
-        logits[:] = -np.inf
-        logits[kept] = chosen
+        look = min(FIRST_LOOK, size) if self.keep is not None else 0
+        if look:
+            best = np.argpartition(-logits, look - 1)[:look] if look < size else np.arange(size)
+            best.sort()  # equal logits in array order, as llama.cpp's greedy sampler breaks ties
+            best = best[np.argsort(-logits[best], kind="stable")]
+            ids, probe = self._probe_ids[:look], self._probe_logits[:look]
+            ids[:] = view["id"][best]
+            probe[:] = logits[best]
+            self._probe_array.size = look
+            self._probe_array.selected = -1
+            self._probe_array.sorted = False
+            self.capi.llama_sampler_apply(self.grammar, ctypes.byref(self._probe_array))
+            guarded = self._guard(ids, probe)
+            valid = np.flatnonzero(np.isfinite(probe))
+            if guarded or (guarded is None and (len(valid) >= (self.keep or 0) or look == size)):
+                kept = valid[np.argsort(-probe[valid], kind="stable")][: self.keep]
+                logits[:] = -np.inf
+                logits[best[kept]] = probe[kept]
+                self._settle(cur_p)
+                return
+            self.fallbacks += 1  # too few of the best are allowed here: check them all
+        self.capi.llama_sampler_apply(self.grammar, cur_p)
+        if self._guard(view["id"], logits):
+            self._settle(cur_p)
+
+    def _guard(self, ids: Any, logits: Any) -> bool | None:
+        """Apply the guard, in place, to candidates the grammar has checked (refused ones at
+        -inf): inside free text, a closing brace or bracket is read as the end of the string
+        (its probability goes to the closing quote); when a value should end, only the tokens
+        that end it stay. True when it narrowed the candidates, False when it wanted to but
+        no allowed token fits (the caller then looks further), None when it had nothing to do.
+        """
+        import numpy as np
+
+        if self.guard is None or self.texts is None:
+            return None
+        allowed = np.isfinite(logits)
+        if not allowed.any():
+            return None
+        if self.guard.folds():
+            closers = allowed & self.texts.kinds[CLOSER][ids]
+            quotes = np.flatnonzero(allowed & (ids == self.texts.quote))
+            if closers.any() and quotes.size:
+                logits[quotes[0]] = np.logaddexp.reduce([logits[quotes[0]], *logits[closers]])
+                logits[closers] = -np.inf
+                allowed &= ~closers
+                self.folded += 1
+        constraint = self.guard.constraint()
+        if constraint is None:
+            return None
+        fits = allowed.copy()
+        if constraint.require is not None:
+            fits &= self.texts.kinds[constraint.require][ids]
+        if constraint.check_lists:
+            for index in np.flatnonzero(fits & self.texts.kinds[COMMA][ids]):
+                if self.guard.overruns(self.texts.pieces[ids[index]]):
+                    fits[index] = False
+        if (fits == allowed).all():
+            return None
+        if not fits.any():
+            return False
+        logits[~fits] = -np.inf
+        self.ended += 1
+        return True
+
+    def _settle(self, cur_p: Any) -> None:
         array = cur_p.contents
         array.sorted = False
         array.selected = -1

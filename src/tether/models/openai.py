@@ -8,8 +8,11 @@ they accept, so an endpoint declares its capabilities rather than inheriting Ope
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from tether.config import secret
@@ -26,10 +29,12 @@ from tether.errors import (
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
 from tether.models.http import retry_after
+from tether.models.reading import malformed, reading
 from tether.types import (
     FinishEvent,
     FinishReason,
     Message,
+    OutputSchema,
     Part,
     Price,
     Request,
@@ -57,6 +62,10 @@ CONTEXT_WINDOWS = {
     "o3": 200_000,
     "o4": 200_000,
 }
+MALFORMED_HINT = (
+    "check that base_url points to an OpenAI-compatible API; if it does, report this with "
+    "the excerpt"
+)
 FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -77,19 +86,57 @@ def reasoning_effort(budget: int) -> str:
     return "high"
 
 
+# JSON Schema keywords that hold schemas: named maps of them, and a schema or a list of them.
+# Every other keyword's value is data (a default, an enum), and a map's keys are names.
+NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "definitions",
+                           "dependentSchemas"})  # fmt: skip
+SUBSCHEMAS = frozenset({"anyOf", "allOf", "oneOf", "not", "if", "then", "else", "items",
+                        "prefixItems", "additionalItems", "contains", "additionalProperties",
+                        "propertyNames", "unevaluatedItems", "unevaluatedProperties"})  # fmt: skip
+
+
 def strict_schema(schema: Any) -> Any:
     """A JSON schema in the form OpenAI's strict mode accepts: every object closed
     (additionalProperties false) with all its properties required (optional ones stay
-    nullable through their own anyOf), and no defaults."""
+    nullable through their own anyOf), and no ``default`` keyword.
+
+    The schema is walked by structure, so a property named ``default`` (or ``required``,
+    ``type``) is a name like any other and stays."""
     if isinstance(schema, list):
         return [strict_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: strict_schema(value) for key, value in schema.items() if key != "default"}
-    if out.get("type") == "object" and "properties" in out:
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "default":
+            continue
+        if key in NAMED_SCHEMAS and isinstance(value, dict):
+            out[key] = {name: strict_schema(sub) for name, sub in value.items()}
+        elif key in SUBSCHEMAS:
+            out[key] = strict_schema(value)
+        else:
+            out[key] = value
+    if out.get("type") == "object" and isinstance(out.get("properties"), dict):
         out["additionalProperties"] = False
         out["required"] = list(out["properties"])
     return out
+
+
+def response_format(output: OutputSchema) -> dict[str, Any]:
+    """The response_format for a structured answer: JSON mode for a bare object schema (no
+    properties to hold it to), else a json_schema, strict (tether closes the schema as
+    strict mode demands) unless ``output.strict`` is off."""
+    schema = output.schema_
+    if schema.get("type") == "object" and not schema.get("properties") and "$ref" not in schema:
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {
+        "name": output.name,
+        "schema": strict_schema(schema) if output.strict else schema,
+        "strict": output.strict,
+    }
+    if output.description:
+        spec["description"] = output.description
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def official_capabilities(name: str) -> Capabilities:
@@ -104,7 +151,7 @@ def official_capabilities(name: str) -> Capabilities:
         params=params,
         reasoning=reasoning,
         vision=True,
-        json_schema=True,
+        structured=frozenset({"native"}),
         context_window=window,
         notes={
             "temperature": note,
@@ -136,7 +183,7 @@ class OpenAIProvider(Provider):
             reasoning=bool(opts.get("reasoning", False)),
             vision=bool(opts.get("vision", False)),
             # Servers differ: llama.cpp's answers 500 to response_format json_schema.
-            json_schema=bool(opts.get("json_schema", False)),
+            structured=frozenset({"native"} if opts.get("json_schema") else ()),
             context_window=opts.get("context_window"),
             notes={
                 "output": "declare json_schema = true for this endpoint if the server takes "
@@ -196,76 +243,91 @@ class OpenAIProvider(Provider):
         if params.tool_choice is not None:
             args["tool_choice"] = tool_choice(params.tool_choice)
         if request.output is not None:
-            args["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": request.output.name,
-                    "schema": strict_schema(request.output.schema_),
-                    "strict": True,
-                },
-            }
+            args["response_format"] = response_format(request.output)
         return args
 
     async def request(self, request: Request) -> Response:
         args = self.arguments(request)
         try:
             completion = await self.client().chat.completions.create(**args)
-            return from_openai(completion.model_dump(), self.model_id)
-        except TetherError:
-            raise
-        except Exception as exc:
+        except failures() as exc:
             raise map_error(exc, self.model_id) from exc
+        # The SDK hands back a str for a body that is not JSON, and builds its models without
+        # validating them, so a payload of the wrong shape only shows as it is read.
+        with reading(completion, model=self.model_id, provider=self.name, hint=MALFORMED_HINT):
+            return from_openai(completion.model_dump(), self.model_id)
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         args = self.arguments(request)
         args["stream"] = True
         args["stream_options"] = {"include_usage": True}
-        usage: Usage | None = None
-        finish: FinishReason | None = None
-        provider_id: str | None = None
-        deltas = 0
-        refused = False
+        state = _StreamState()
         try:
             chunks = await self.client().chat.completions.create(**args)
             async for chunk in chunks:
-                provider_id = chunk.id or provider_id
-                if chunk.usage is not None:
-                    usage = usage_from(chunk.usage.model_dump())
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    if delta.content:
-                        deltas += 1
-                        yield TextDelta(text=delta.content)
-                    if delta.refusal:
-                        # as in from_openai: a refusal is the answer's text, finish "refusal"
-                        deltas += 1
-                        refused = True
-                        yield TextDelta(text=delta.refusal)
-                    for call in delta.tool_calls or []:
-                        deltas += 1
-                        function = call.function
-                        yield ToolCallDelta(
-                            index=call.index,
-                            id=call.id,
-                            name=function.name if function else None,
-                            arguments=(function.arguments or "") if function else "",
-                        )
-                    if choice.finish_reason:
-                        finish = FINISH.get(choice.finish_reason, "stop")
-        except TetherError:
-            raise
-        except Exception as exc:
+                with reading(chunk, model=self.model_id, provider=self.name, hint=MALFORMED_HINT):
+                    events = state.feed(chunk)
+                for event in events:
+                    yield event
+        except failures() as exc:
             raise map_error(exc, self.model_id) from exc
-        if finish is None:
-            return  # no finish reason: the stream was cut; ProviderModel raises Unavailable
-        if refused:
-            finish = "refusal"
+        for event in state.end():
+            yield event
+
+
+@dataclass
+class _StreamState:
+    """Chat Completions chunks as tether events, keeping what the end of the stream needs."""
+
+    usage: Usage | None = None
+    finish: FinishReason | None = None
+    provider_id: str | None = None
+    deltas: int = 0
+    refused: bool = False
+
+    def feed(self, chunk: Any) -> list[StreamEvent]:
+        self.provider_id = chunk.id or self.provider_id
+        if chunk.usage is not None:
+            self.usage = usage_from(chunk.usage.model_dump())
+        events: list[StreamEvent] = []
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta.content:
+                events.append(TextDelta(text=delta.content))
+            if delta.refusal:
+                # as in from_openai: a refusal is the answer's text, finish "refusal"
+                self.refused = True
+                events.append(TextDelta(text=delta.refusal))
+            for call in delta.tool_calls or []:
+                function = call.function
+                events.append(
+                    ToolCallDelta(
+                        index=call.index,
+                        id=call.id,
+                        name=function.name if function else None,
+                        arguments=(function.arguments or "") if function else "",
+                    )
+                )
+            if choice.finish_reason:
+                self.finish = FINISH.get(choice.finish_reason, "stop")
+        self.deltas += len(events)
+        return events
+
+    def end(self) -> list[StreamEvent]:
+        """Usage, then the finish; nothing for a stream cut before its finish reason (then
+        ProviderModel raises Unavailable)."""
+        if self.finish is None:
+            return []
+        usage = self.usage
         if usage is None:
             # Some compatible servers (llama.cpp's) send no usage in streams: count the
             # deltas, one token each on those servers, and say the figure is estimated.
-            usage = Usage(output_tokens=deltas, estimated=True)
-        yield UsageEvent(usage=usage)
-        yield FinishEvent(finish_reason=finish, provider_id=provider_id)
+            usage = Usage(output_tokens=self.deltas, estimated=True)
+        finish: FinishReason = "refusal" if self.refused else self.finish
+        return [
+            UsageEvent(usage=usage),
+            FinishEvent(finish_reason=finish, provider_id=self.provider_id),
+        ]
 
 
 def usage_from(data: dict[str, Any]) -> Usage:
@@ -286,13 +348,10 @@ def token_logprob(entry: dict[str, Any]) -> TokenLogprob:
 
 
 def from_openai(data: dict[str, Any], model_id: str) -> Response:
-    """A Chat Completions response (as a dict) as a tether Response."""
+    """A Chat Completions response (as a dict) as a tether Response; a payload of the wrong
+    shape raises what reading it raises (KeyError, TypeError, ValueError)."""
     if not data.get("choices"):
-        raise Unavailable(
-            f"{model_id}: the response holds no choices; the server may be misconfigured",
-            model=model_id,
-            provider="openai",
-        )
+        raise ValueError("the response holds no choices")
     choice = data["choices"][0]
     message = choice.get("message") or {}
     parts: list[Part] = []
@@ -320,6 +379,16 @@ def from_openai(data: dict[str, Any], model_id: str) -> Response:
         model=model_id,
         provider_id=data.get("id"),
     )
+
+
+@cache
+def failures() -> tuple[type[Exception], ...]:
+    """What the SDK, the transport or the body's JSON raise: the exceptions map_error maps.
+    Anything else raised during a call is tether's own and surfaces as itself."""
+    import httpx2
+    import openai
+
+    return (openai.OpenAIError, httpx2.HTTPError, json.JSONDecodeError)
 
 
 def map_error(exc: Exception, model_id: str) -> TetherError:
@@ -368,11 +437,16 @@ def map_error(exc: Exception, model_id: str) -> TetherError:
             kind: type[ProviderError] = Timeout if status == 408 else Unavailable
             return kind(f"{model_id}: server error {status} ({detail}); try again", **kw)
         return BadRequest(f"{model_id} rejected the request ({detail}); fix it and retry", **kw)
-    if isinstance(exc, openai.OpenAIError | ValueError | KeyError | TypeError):
-        # malformed JSON, a body that does not match the schema, a broken stream
-        return Unavailable(
-            f"{model_id}: the server sent a malformed response ({detail}); try again, and "
-            "check that base_url points to an OpenAI-compatible API",
+    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError):
+        received = exc.doc if isinstance(exc, json.JSONDecodeError) else exc.body
+        return malformed(exc, received, model=model_id, provider="openai", hint=MALFORMED_HINT)
+    if isinstance(exc, openai.APIError | openai.WebSocketConnectionClosedError):
+        # an error event in the middle of a stream, or the socket closing under it
+        return Unavailable(f"{model_id}: the server failed mid-answer ({detail}); try again", **kw)
+    if isinstance(exc, openai.OpenAIError):
+        return BadRequest(
+            f"{model_id}: the openai SDK refused the call ({detail}); check the endpoint's "
+            "options in tether.toml",
             **kw,
         )
     return ProviderError(f"{model_id}: unexpected failure: {exc!r}", **kw)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether.errors import PromptError
 from tether.prompts.template import TYPES, Input, compile_section, variables
-from tether.types import Params
+from tether.types import Params, check_params
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -105,23 +105,21 @@ def split_sections(body: str, first_line: int, path: Path) -> list[tuple[str, st
     return [(role, "".join(lines), start) for role, lines, start in sections]
 
 
-def parse_params(raw: Any, path: Path) -> Params:
-    from pydantic import ValidationError
-
+def parse_params(raw: Any, path: Path, line: int | None = None) -> Params:
+    """The front matter's params, checked as every caller's are; ``line`` is where they are
+    set in the file."""
+    where = f"{path}:{line}" if line else str(path)
     if raw is None:
         return Params()
     if not isinstance(raw, dict):
-        raise PromptError(f"{path}: params must be a mapping, e.g. {{max_tokens: 200}}")
-    valid = ", ".join(Params.model_fields)
-    unknown = sorted(set(raw) - set(Params.model_fields))
-    if unknown:
-        raise PromptError(f"{path}: unknown parameter {unknown[0]!r} in params; valid: {valid}")
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise PromptError(f"{path}: params.{where}: {first['msg']}") from exc
+        raise PromptError(f"{where}: params must be a mapping, e.g. {{max_tokens: 200}}")
+    return check_params(raw, source=f"{where}: params", error=PromptError)
+
+
+def key_line(text: str, key: str) -> int | None:
+    """The file line that sets ``key`` at the top of the front matter, if any."""
+    top = re.compile(rf"{re.escape(key)}\s*:")
+    return next((n for n, line in enumerate(text.splitlines(), 1) if top.match(line)), None)
 
 
 def parse_inputs(raw: Any, path: Path) -> dict[str, Input]:
@@ -198,7 +196,7 @@ def parse(text: str, path: Path) -> Parsed:
         raise PromptError(f"{path}: examples need a '# user' section to render their input")
     return Parsed(
         model=_optional_str(data, "model", path),
-        params=parse_params(data.get("params"), path),
+        params=parse_params(data.get("params"), path, key_line(text, "params")),
         inputs=inputs,
         output=_optional_str(data, "output", path),
         examples=examples,

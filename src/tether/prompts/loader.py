@@ -17,7 +17,7 @@ from tether.errors import PromptError
 from tether.prompts import versions
 from tether.prompts.files import SUFFIX, Example, Parsed, parse
 from tether.prompts.template import Input, check_inputs, render
-from tether.types import Message, Params, Request, Response
+from tether.types import Message, Params, Request, Response, did_you_mean
 
 if TYPE_CHECKING:
     from tether.models.base import Model
@@ -88,8 +88,29 @@ class Prompt:
     def examples(self) -> list[Example]:
         return self._parsed.examples
 
+    def _refuse_unknown(self, variables: dict[str, Any], method: str, own: tuple[str, ...]) -> None:
+        """A keyword that is neither one of this prompt's variables nor ``method``'s own; a
+        generation parameter among them belongs in the front matter."""
+        unknown = [name for name in variables if name not in self.inputs]
+        if not unknown:
+            return
+        name = unknown[0]
+        if name in Params.model_fields:
+            hint = (
+                f" ({name} is a generation parameter: set it under params in the front matter, "
+                f"or pass prompt.request(...) to model.generate(..., {name}=...))"
+            )
+        else:
+            hint = did_you_mean(name, [*own, *self.inputs])
+        also = f"; {method}() also takes {', '.join(own)}" if own else ""
+        raise PromptError(
+            f"{self.path}: unknown variable {name!r}{hint}; this prompt takes: "
+            f"{', '.join(self.inputs) or 'no variables'}{also}"
+        )
+
     def render(self, **variables: Any) -> list[Message]:
         """The messages for these variables; few-shot examples go before the last user turn."""
+        self._refuse_unknown(variables, "render", ())
         values = check_inputs(self.inputs, variables, self.path)
         messages = [
             ROLES[s.role](render(s.template, values, self.path)) for s in self._parsed.sections
@@ -112,6 +133,7 @@ class Prompt:
 
     def request(self, **variables: Any) -> Request:
         """The Request to send: rendered messages, the file's params, name and version."""
+        self._refuse_unknown(variables, "request", ())
         return Request(
             messages=self.render(**variables),
             params=self.params.model_copy(),
@@ -128,6 +150,7 @@ class Prompt:
 
         Variables are checked before the model is even built, so nothing is sent on error.
         """
+        self._refuse_unknown(variables, "run", ("model",))
         request = self.request(**variables)
         return await self._model(model).agenerate(request)
 
@@ -149,6 +172,7 @@ class Prompt:
         model the answers it wants; write their outputs as JSON."""
         from tether.structured.generate import agenerate
 
+        self._refuse_unknown(variables, "generate", ("model", "output", "strategy", "attempts"))
         schema = output if output is not None else self.output_model()
         request = self.request(**variables)
         return await agenerate(

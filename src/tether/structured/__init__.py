@@ -16,10 +16,14 @@ pick how to get valid JSON:
 from tether.structured.classify import Classification, aclassify, classify
 from tether.structured.extract import aextract, extract
 from tether.structured.generate import Strategy, agenerate, generate
+from tether.structured.partial import Partial
 from tether.structured.stream import astream, stream
+from tether.types import Bounds
 
 __all__ = [
+    "Bounds",
     "Classification",
+    "Partial",
     "Strategy",
     "aclassify",
     "aextract",

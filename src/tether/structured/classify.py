@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, create_model
 
 from tether import _sync
 from tether.errors import ConfigError
-from tether.models.base import Model
+from tether.models.base import Model, check_keywords
 from tether.models.registry import as_model
 from tether.structured.generate import Strategy, agenerate_with_response
 from tether.types import TokenLogprob
@@ -85,6 +85,7 @@ async def aclassify(
     log-probabilities where the model returns them, else self-reported. ``model``: a Model,
     a model id, or None for the configured default."""
     answer_model = _answer_model(labels)  # bad labels fail before a model is built
+    check_keywords(params, "classify", ("model", "instructions", "strategy", "attempts"))
     chosen = as_model(model)
     capabilities = chosen.capabilities()
     if capabilities is not None and "logprobs" in capabilities.params:

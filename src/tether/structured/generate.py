@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Any, Literal, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any, Literal, TypeVar, overload
 
 from tether import _sync
-from tether.errors import ConfigError, OutputInvalid, Refused, UnsupportedParameter
-from tether.models.base import Model, Prompt, build_request
-from tether.types import Message, OutputSchema, Request, Response, Usage
+from tether.errors import OutputInvalid, Refused, UnsupportedParameter
+from tether.models.base import Model, Prompt, build_request, check_keywords
+from tether.structured.output import OutputType, error_lines, output_type
+from tether.types import Bounds, Message, OutputSchema, Request, Response, Usage
 
-T = TypeVar("T", bound=BaseModel)
+T = TypeVar("T")
 Strategy = Literal["auto", "native", "grammar", "repair"]
+Mode = Literal["native", "grammar"]
 
 
 def instructions(schema: dict[str, Any]) -> str:
@@ -25,46 +25,59 @@ def instructions(schema: dict[str, Any]) -> str:
     )
 
 
-def parse(text: str, output: type[T]) -> T:
-    """The object in ``text``: the JSON itself, or the first JSON object within prose or a
-    code fence. Raises ValueError (json or pydantic) saying what is wrong, and ConfigError
-    when ``output`` itself cannot validate a value its schema allows."""
-    try:
-        try:
-            return output.model_validate_json(text)
-        except ValidationError as exc:
-            if not any(e["type"] == "json_invalid" for e in exc.errors()):
-                raise
-        start = text.find("{")
-        if start < 0:
-            raise ValueError("the answer holds no JSON object")
-        value, _ = json.JSONDecoder().raw_decode(text[start:])
-        return output.model_validate(value)
-    except TypeError as exc:  # pydantic: a constraint that does not fit the field's type
-        raise ConfigError(
-            f"{output.__name__} cannot validate this answer ({exc}): a constraint sits on a "
-            "field whose type it does not fit, such as max_length on `int | str`; put it on "
-            "the branch it is for (`int | Annotated[str, Field(max_length=12)]`)"
-        ) from exc
+@overload
+def parse(text: str, output: type[T]) -> T: ...
+@overload
+def parse(text: str, output: Any) -> Any: ...
+def parse(text: str, output: Any) -> Any:
+    """The answer in ``text`` as ``output`` (see OutputType.parse)."""
+    return output_type(output).parse(text)
 
 
-def error_lines(exc: Exception) -> list[str]:
-    if isinstance(exc, ValidationError):
-        return [
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
-        ]
-    return [str(exc)]
+def mode_for(model: Model, strategy: Strategy) -> Mode | None:
+    """The mechanism a strategy asks of the provider; for ``auto``, the best the model
+    declares (native, else grammar), or None to let each model of a chain choose."""
+    if strategy == "native" or strategy == "grammar":
+        return strategy
+    caps = model.capabilities()
+    if caps is not None:
+        if "native" in caps.structured:
+            return "native"
+        if "grammar" in caps.structured:
+            return "grammar"
+    return None
 
 
-def request_for(request: Request, output: type[T], strategy: Strategy) -> Request:
+def default_bounds() -> Bounds:
+    """The bounds tether.toml sets under [structured.bounds], else Bounds()."""
+    from tether.config import load_settings
+
+    return load_settings().structured.bounds
+
+
+def request_for(
+    request: Request,
+    output: OutputType[Any],
+    strategy: Strategy,
+    model: Model,
+    bounds: Bounds | None = None,
+) -> Request:
+    """``request`` with the answer's schema attached as the strategy asks: as an output
+    constraint, or (repair) as instructions in the system prompt."""
     if strategy == "repair":
-        schema = output.model_json_schema()
         rest = [m for m in request.messages if m.role != "system"]
         system = "\n\n".join(
-            [*(m.text for m in request.messages if m.role == "system"), instructions(schema)]
+            [*(m.text for m in request.messages if m.role == "system"), instructions(output.schema)]
         )
         return request.model_copy(update={"messages": [Message.system(system), *rest]})
-    spec = OutputSchema(name=output.__name__, schema=output.model_json_schema())
+    mode = mode_for(model, strategy)
+    spec = OutputSchema(
+        name=output.name,
+        schema=output.schema,
+        description=output.description,
+        mode=mode,
+        bounds=None if mode == "native" else (bounds or default_bounds()),
+    )
     return request.model_copy(update={"output": spec})
 
 
@@ -81,18 +94,25 @@ def warn_falling_back(model: Model, reason: UnsupportedParameter) -> None:
     )
 
 
-async def _answer(model: Model, request: Request) -> Response:
-    """One call; a refusal or a cut-off answer ends the loop at once."""
-    response = await model.request(request)
-    raise_if_refused(model, response)
-    if response.finish_reason == "length":
-        raise OutputInvalid(
-            f"{model.id} was cut off by max_tokens before the JSON was complete; raise max_tokens",
-            text=response.text,
-            errors=["cut off by max_tokens"],
-            usage=response.usage,
-        )
-    return response
+def tightened(request: Request) -> Request | None:
+    """The request again with tighter bounds, for one more try after a cut-off answer under a
+    grammar; None when it has no bounds to tighten."""
+    spec = request.output
+    if spec is None or spec.bounds is None or spec.mode != "grammar":
+        return None
+    tighter = spec.bounds.tighter()
+    if tighter is None:
+        return None
+    return request.model_copy(update={"output": spec.model_copy(update={"bounds": tighter})})
+
+
+def _cut_off(model: Model, response: Response, errors: list[str], usage: Usage) -> OutputInvalid:
+    return OutputInvalid(
+        f"{model.id} was cut off by max_tokens before the JSON was complete; raise max_tokens",
+        text=response.text,
+        errors=[*errors, "cut off by max_tokens"],
+        usage=usage,
+    )
 
 
 def _with_feedback(request: Request, answer: str, errors: list[str]) -> Request:
@@ -105,6 +125,23 @@ def _with_feedback(request: Request, answer: str, errors: list[str]) -> Request:
     return request.model_copy(update={"messages": messages})
 
 
+async def _first_answer(
+    model: Model, base: Request, output: OutputType[Any], strategy: Strategy, bounds: Bounds | None
+) -> tuple[Request, Response]:
+    """The first call; under ``auto``, a model or schema that cannot be constrained falls
+    back to repair, with a warning."""
+    request = request_for(base, output, strategy, model, bounds)
+    try:
+        return request, await model.request(request)
+    except UnsupportedParameter as exc:
+        if strategy != "auto" or request.output is None:
+            raise
+        warn_falling_back(model, exc)
+        request = request_for(base, output, "repair", model)
+        return request, await model.request(request)
+
+
+@overload
 async def agenerate(
     model: Model,
     prompt: Prompt,
@@ -112,14 +149,39 @@ async def agenerate(
     *,
     strategy: Strategy = "auto",
     attempts: int = 3,
+    bounds: Bounds | None = None,
     **params: Any,
-) -> T:
-    """A validated ``output`` from ``model``. Raises OutputInvalid after ``attempts`` tries
-    (with every error, the last text and the usage of all attempts), OutputInvalid at once
-    when max_tokens cuts the answer, Refused when the model declines, and
+) -> T: ...
+@overload
+async def agenerate(
+    model: Model,
+    prompt: Prompt,
+    output: Any,
+    *,
+    strategy: Strategy = "auto",
+    attempts: int = 3,
+    bounds: Bounds | None = None,
+    **params: Any,
+) -> Any: ...
+async def agenerate(
+    model: Model,
+    prompt: Prompt,
+    output: Any,
+    *,
+    strategy: Strategy = "auto",
+    attempts: int = 3,
+    bounds: Bounds | None = None,
+    **params: Any,
+) -> Any:
+    """A validated ``output`` from ``model``: a Pydantic model, or any type pydantic
+    validates (``list[Item]``, ``Literal[...]``, ``int``, ``Annotated[...]``).
+
+    Raises OutputInvalid after ``attempts`` tries (with every error, the last text and the
+    usage of all attempts), OutputInvalid when max_tokens cuts the answer (under a grammar,
+    after one more try with tighter ``bounds``), Refused when the model declines, and
     UnsupportedParameter when ``native``/``grammar`` is asked of a model without it."""
     found, _ = await agenerate_with_response(
-        model, prompt, output, strategy=strategy, attempts=attempts, **params
+        model, prompt, output, strategy=strategy, attempts=attempts, bounds=bounds, **params
     )
     return found
 
@@ -127,48 +189,55 @@ async def agenerate(
 async def agenerate_with_response(
     model: Model,
     prompt: Prompt,
-    output: type[T],
+    output: Any,
     *,
     strategy: Strategy = "auto",
     attempts: int = 3,
+    bounds: Bounds | None = None,
     **params: Any,
-) -> tuple[T, Response]:
+) -> tuple[Any, Response]:
     """As agenerate, with the Response the object came from (its logprobs, say)."""
+    check_keywords(params, "generate", ("output", "strategy", "attempts", "bounds"))
+    kind = output_type(output)
     base = build_request(prompt, **params)
-    request = request_for(base, output, "repair" if strategy == "repair" else "native")
+    request, response = await _first_answer(model, base, kind, strategy, bounds)
     errors: list[str] = []
     usage = Usage()
-    response: Response | None = None
-    for number in range(1, attempts + 1):
-        try:
-            response = await _answer(model, request)
-        except UnsupportedParameter as exc:
-            if strategy != "auto" or request.output is None:
-                raise
-            warn_falling_back(model, exc)
-            request = request_for(base, output, "repair")
-            response = await _answer(model, request)
-        except OutputInvalid as exc:
-            total = usage + exc.usage if isinstance(exc.usage, Usage) else usage
-            raise OutputInvalid(
-                str(exc), text=exc.text, errors=[*errors, *exc.errors], usage=total
-            ) from exc
+    number, retried_cut_off = 1, False
+    while True:
         usage += response.usage
-        try:
-            return parse(response.text, output), response
-        except ValueError as exc:  # bad JSON or a failed validation: say so, try again
-            found = error_lines(exc)
-            errors += [f"attempt {number}: {e}" for e in found]
-            request = _with_feedback(request, response.text, found)
+        raise_if_refused(model, response)
+        if response.finish_reason == "length":
+            retry = None if retried_cut_off else tightened(request)
+            if retry is None:
+                raise _cut_off(model, response, errors, usage)
+            assert retry.output is not None and retry.output.bounds is not None
+            errors.append(
+                f"attempt {number}: cut off by max_tokens; once more with tighter bounds "
+                f"({retry.output.bounds.describe()})"
+            )
+            request, retried_cut_off = retry, True
+        else:
+            try:
+                return kind.parse(response.text), response
+            except ValueError as exc:  # bad JSON or a failed validation: say so, try again
+                found = error_lines(exc)
+                errors += [f"attempt {number}: {e}" for e in found]
+                if number >= attempts:
+                    break
+                number += 1
+                request = _with_feedback(request, response.text, found)
+        response = await model.request(request)
     raise OutputInvalid(
-        f"{model.id} gave no valid {output.__name__} in {attempts} attempts; the errors are "
+        f"{model.id} gave no valid {kind.display} in {attempts} attempts; the errors are "
         "attached (.errors)",
-        text=response.text if response else "",
+        text=response.text,
         errors=errors,
         usage=usage,
     )
 
 
+@overload
 def generate(
     model: Model,
     prompt: Prompt,
@@ -176,9 +245,33 @@ def generate(
     *,
     strategy: Strategy = "auto",
     attempts: int = 3,
+    bounds: Bounds | None = None,
     **params: Any,
-) -> T:
+) -> T: ...
+@overload
+def generate(
+    model: Model,
+    prompt: Prompt,
+    output: Any,
+    *,
+    strategy: Strategy = "auto",
+    attempts: int = 3,
+    bounds: Bounds | None = None,
+    **params: Any,
+) -> Any: ...
+def generate(
+    model: Model,
+    prompt: Prompt,
+    output: Any,
+    *,
+    strategy: Strategy = "auto",
+    attempts: int = 3,
+    bounds: Bounds | None = None,
+    **params: Any,
+) -> Any:
     """Sync twin of agenerate; works inside a running event loop."""
     return _sync.run(
-        agenerate(model, prompt, output, strategy=strategy, attempts=attempts, **params)
+        agenerate(
+            model, prompt, output, strategy=strategy, attempts=attempts, bounds=bounds, **params
+        )
     )

@@ -18,6 +18,7 @@ USAGE_CACHE_WRITE = "gen_ai.usage.cache_creation.input_tokens"
 USAGE_REASONING = "gen_ai.usage.reasoning.output_tokens"
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
+OUTPUT_TYPE = "gen_ai.output.type"  # "json" for an answer held to a schema
 ERROR_TYPE = "error.type"
 
 COST = "tether.cost_usd"
@@ -26,4 +27,7 @@ ALIAS = "tether.alias"
 STREAM = "tether.stream"
 TIME_TO_FIRST = "tether.time_to_first_event_s"
 CANCELLED = "tether.cancelled"
+OUTPUT_NAME = "tether.output.name"  # the schema the answer is held to
+OUTPUT_MODE = "tether.output.mode"  # native, grammar, or auto (the provider's choice)
+OUTPUT_BOUNDS = "tether.output.bounds"  # limits under a grammar (Bounds.describe)
 METADATA = "tether.metadata"  # + ".KEY" for each of the request's metadata

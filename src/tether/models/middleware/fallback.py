@@ -1,15 +1,17 @@
 """Fallbacks: when a model fails, the next one in line answers instead.
 
 Any ProviderError moves on to the next model (a bigger context window or another provider
-may succeed where the first could not); configuration errors do not. A stream falls back
-only until its first event.
+may succeed where the first could not); configuration errors do not, nor does a
+MalformedResponse: an answer tether cannot read is a defect to see and fix, and answering
+from the next model would hide it while paying for every call that meets it. A stream falls
+back only until its first event.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from tether.errors import ProviderError
+from tether.errors import MalformedResponse, ProviderError
 from tether.models.base import Model, closing
 from tether.types import Request, Response, StreamEvent
 
@@ -34,6 +36,8 @@ class Fallback(Model):
                 return await model.request(request)
             except ProviderError as error:
                 errors.append(error)
+                if isinstance(error, MalformedResponse):
+                    break
         raise self._give_up(errors)
 
     async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
@@ -50,4 +54,6 @@ class Fallback(Model):
                 if started:
                     raise
                 errors.append(error)
+                if isinstance(error, MalformedResponse):
+                    break
         raise self._give_up(errors)

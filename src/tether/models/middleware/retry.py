@@ -1,6 +1,7 @@
 """Retries with exponential backoff and full jitter, honouring the provider's Retry-After.
 
-Only errors marked retryable (rate limits, timeouts, unavailability) are tried again. A
+Only errors marked retryable (rate limits, timeouts, unavailability) are tried again; an
+answer tether cannot read (MalformedResponse) would come back the same, so it is not. A
 stream is retried only until its first event: after that the caller has seen output, and a
 second attempt would repeat it.
 """

@@ -66,6 +66,12 @@ class Traced(Wrapper):
         ):
             if value is not None:
                 attrs[key] = value
+        if request.output is not None:
+            attrs[sc.OUTPUT_TYPE] = "json"
+            attrs[sc.OUTPUT_NAME] = request.output.name
+            attrs[sc.OUTPUT_MODE] = request.output.mode or "auto"
+            if request.output.bounds is not None:
+                attrs[sc.OUTPUT_BOUNDS] = request.output.bounds.describe()
         for key, value in request.metadata.items():  # e.g. prompt name and version, route
             attrs[f"{sc.METADATA}.{key}"] = value
         prompt = self._text([m.model_dump(exclude_defaults=True) for m in request.messages])
