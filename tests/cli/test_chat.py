@@ -16,6 +16,7 @@ import termios
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -25,7 +26,7 @@ from tether.cli.common import Interrupted, print_stream
 from tether.cli.main import app
 from tether.models.base import Model
 from tether.tracing.query import recent_calls
-from tether.types import Request, Response, StreamEvent, TextDelta
+from tether.types import Message, Request, Response, StreamEvent, TextDelta
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 FOOTER = re.compile(rb"local:smollm2 \xc2\xb7 (\d+) in / (\d+) out tokens")
@@ -209,3 +210,34 @@ def test_ctrl_c_while_printing_closes_the_stream_and_keeps_what_was_shown(
     assert info.value.text == "word " * 4  # the delta being written counts as shown
     assert model.closed  # at once, not when the stream is garbage-collected
     assert written[-1] == "\n"  # the line is ended for the next prompt
+
+
+@pytest.mark.parametrize(
+    ("shown", "kept"),
+    [
+        ("Once upon a", [("user", "Tell a tale."), ("assistant", "Once upon a")]),
+        (" \n", []),  # nothing worth keeping was shown: the question goes too
+    ],
+)
+def test_a_stopped_turn_leaves_its_question_and_what_was_shown(
+    monkeypatch: pytest.MonkeyPatch, shown: str, kept: list[tuple[str, str]]
+) -> None:
+    import tether
+    from tether.cli import chat
+    from tether.testing import ScriptedModel
+
+    model = ScriptedModel("The end.")
+    monkeypatch.setattr(tether, "model", lambda _id: model)
+    calls = iter([Interrupted(shown)])
+
+    def stop_first(chosen: Model, history: list[Message], **kwargs: Any) -> Response:
+        if (stop := next(calls, None)) is not None:
+            raise stop
+        return print_stream(chosen, history, **kwargs)
+
+    monkeypatch.setattr(chat, "print_stream", stop_first)
+    result = CliRunner().invoke(app, ["chat"], input="Tell a tale.\nGo on.\n")
+    assert result.exit_code == 0, result.output
+    assert "answer stopped" in result.stderr
+    (request,) = model.requests
+    assert [(m.role, m.text) for m in request.messages] == [*kept, ("user", "Go on.")]

@@ -71,7 +71,7 @@ def chat(
         try:
             response = print_stream(chosen, history, system=system, **params)
         except Interrupted as stopped:
-            if stopped.text:
+            if stopped.text.strip():
                 history.append(Message.assistant(stopped.text))
             else:
                 history.pop()  # nothing was shown: as if the question had not been asked
