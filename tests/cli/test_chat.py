@@ -72,7 +72,7 @@ class Terminal:
         self.read_to += end
         return self.read_to
 
-    def expect(self, pattern: bytes, timeout: float = 60) -> re.Match[bytes]:
+    def expect(self, pattern: bytes | re.Pattern[bytes], timeout: float = 60) -> re.Match[bytes]:
         found: list[re.Match[bytes]] = []
 
         def match(unread: bytes) -> int | None:
@@ -114,6 +114,7 @@ def chat(project: Path) -> Iterator[Terminal]:
     terminal.close()
 
 
+@pytest.mark.slow  # a process of its own, which loads the model again
 def test_ctrl_c_stops_the_answer_keeps_the_history_and_ctrl_c_again_quits(
     chat: Terminal, project: Path
 ) -> None:

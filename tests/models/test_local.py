@@ -276,8 +276,9 @@ async def test_a_long_prompt_still_fits_under_the_default_cap() -> None:
 
 
 def fresh(model: tether.Model) -> None:
-    """Leave the model's cache as it was before: llama.cpp reuses the prompt it last saw,
-    and a reused prompt can tip a tie between two tokens the other way."""
+    """Put llama.cpp's cache in one known state: it reuses what it can of the prompt it last
+    saw, and a prompt reused whole can tip a near tie between two tokens the other way, so
+    two calls meant to agree each come after this one."""
     model.generate("Hi", max_tokens=1, temperature=0)
 
 
