@@ -20,11 +20,40 @@ T = TypeVar("T")
 
 
 def extraction_prompt(text: str, output: Any, instructions: str | None) -> str:
+    """The instruction (naming what to extract and its fields, which a small model reads
+    better than a schema it never sees under a grammar), then the text."""
     lead = instructions or (
-        f"Extract the {output_type(output).display} from the text below. Copy values exactly "
+        f"Extract {_what(output)} from the text below{_fields(output)}. Copy values exactly "
         "as they are written; where the text does not say and a field may be null, use null."
     )
     return f"{lead}\n\nText:\n{text}"
+
+
+def _item_schema(output: Any) -> dict[str, Any] | None:
+    """The schema of one item, for a list answer; None for any other."""
+    kind = output_type(output)
+    if kind.key != "items":
+        return None
+    item = kind.schema["properties"]["items"].get("items") or {}
+    ref = item.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return dict(kind.schema.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {}))
+    return dict(item)
+
+
+def _what(output: Any) -> str:
+    item = _item_schema(output)
+    if item is not None and item.get("title"):
+        return f"every {item['title']}"
+    return f"the {output_type(output).display}"
+
+
+def _fields(output: Any) -> str:
+    schema = _item_schema(output) or output_type(output).schema
+    names = list(schema.get("properties") or {})
+    if not names or output_type(output).key == "value":
+        return ""
+    return ": " + ", ".join(names)
 
 
 def extraction_bounds(text: str, bounds: Bounds) -> Bounds:
