@@ -4,16 +4,16 @@
 bounded queue; a background thread writes batches to SQLite. A full queue, a locked database
 or a read-only disk never blocks or fails a model call: the spans are dropped, counted, and
 the loss is recorded (in the database once it is writable again, else in a file beside the
-temporary directory) so ``tether logs`` can report it.
+temporary directory) so ``tether logs`` can report it. Spans arrive already redacted (the
+Traced middleware makes them); the reasons given for a loss are redacted here, as they quote
+exceptions.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
-import re
 import sqlite3
 import sys
 import tempfile
@@ -24,34 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from tether.config import secrets_handed_out
+from tether.redaction import redact
 from tether.store.db import connect, transaction
 from tether.tracing import semconv
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import Span
-
-KEY_PATTERNS = re.compile(
-    r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
-)
-KEY_ENV = re.compile(r"(API_KEY|_TOKEN|_SECRET)$")
-REDACTED = "[REDACTED]"
-
-
-def known_secrets() -> list[str]:
-    """Every key tether read, and the values of key-like environment variables."""
-    from_env = [v for name, v in os.environ.items() if KEY_ENV.search(name)]
-    return [v for v in {*secrets_handed_out(), *from_env} if len(v) >= 8]
-
-
-def redact(text: str, secrets: list[str] | None = None) -> str:
-    """Remove credentials: known key values (``secrets``, default: known_secrets()) and
-    anything shaped like an API key or a bearer token."""
-    for value in known_secrets() if secrets is None else secrets:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return KEY_PATTERNS.sub(REDACTED, text)
 
 
 def loss_file(db_path: Path) -> Path:
@@ -60,7 +39,7 @@ def loss_file(db_path: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"tether-trace-losses-{digest}.jsonl"
 
 
-def _row(span: ReadableSpan, secrets: list[str]) -> tuple[Any, ...]:
+def _row(span: ReadableSpan) -> tuple[Any, ...]:
     attrs = dict(span.attributes or {})
     context = span.context
     assert context is not None  # a finished SDK span always has one
@@ -68,7 +47,7 @@ def _row(span: ReadableSpan, secrets: list[str]) -> tuple[Any, ...]:
     error = None
     if span.status.status_code.name == "ERROR":
         kind = attrs.get(semconv.ERROR_TYPE, "error")
-        error = redact(f"{kind}: {span.status.description}", secrets)
+        error = f"{kind}: {span.status.description}"
     prompt = attrs.pop(semconv.INPUT_MESSAGES, None)
     completion = attrs.pop(semconv.OUTPUT_MESSAGES, None)
     latency = attrs.get(semconv.LATENCY)
@@ -90,9 +69,9 @@ def _row(span: ReadableSpan, secrets: list[str]) -> tuple[Any, ...]:
         attrs.get(semconv.COST),
         latency * 1000 if isinstance(latency, int | float) else None,
         error,
-        redact(str(prompt), secrets) if prompt is not None else None,
-        redact(str(completion), secrets) if completion is not None else None,
-        redact(json.dumps(attrs, default=str), secrets),
+        str(prompt) if prompt is not None else None,
+        str(completion) if completion is not None else None,
+        json.dumps(attrs, default=str),
     )
 
 
@@ -155,6 +134,7 @@ class StoreProcessor(SpanProcessor):
             self._idle.notify_all()
 
     def _count_loss(self, count: int, reason: str) -> None:
+        reason = redact(reason)  # it may quote an exception, which may quote anything
         with self._loss_lock:
             self.lost += count
             self.unrecorded_loss += count
@@ -192,8 +172,7 @@ class StoreProcessor(SpanProcessor):
     def _write(self, spans: list[ReadableSpan]) -> None:
         if self._db is None:
             self._db = connect(self.db_path, timeout=1.0)
-        secrets = known_secrets()  # once per batch: the writer shares the GIL with callers
-        rows = [_row(span, secrets) for span in spans]
+        rows = [_row(span) for span in spans]
         unrecorded, reason = self._take_unrecorded()
         try:
             with transaction(self._db):
