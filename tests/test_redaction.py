@@ -1,5 +1,5 @@
 """Keys never reach a sink: the trace store, an exporter on tether's tracer provider (as an
-OTLP exporter would be), a cassette.
+OTLP exporter would be), a cassette, the loss file or stderr.
 
 Each sink gets keys of every kind tether knows (one it handed out, a key-like environment
 variable, sk- and Bearer-shaped strings) planted where a real application would carry them:
@@ -10,8 +10,10 @@ metadata and an error message).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -27,8 +29,9 @@ from tether.models.middleware.traced import Traced
 from tether.models.openai import OpenAIProvider
 from tether.redaction import REDACTED, known_secrets, redact
 from tether.testing import FunctionModel, ScriptedModel, record, replay
-from tether.tracing.query import recent_calls
+from tether.tracing.query import losses, recent_calls
 from tether.tracing.setup import flush, tracer_provider
+from tether.tracing.store import loss_file
 from tether.types import Message, Request, TextPart, ToolCallPart, ToolResultPart
 
 HANDED_OUT = "svc-handed-out-0123456789"  # no known shape: only remembering it catches it
@@ -208,6 +211,30 @@ def test_a_miss_does_not_quote_the_key(project: Path) -> None:
     with replay(path), pytest.raises(tether.CassetteMiss) as info:
         CassetteModel(ScriptedModel()).generate(f"use {SK}")
     assert_clean(str(info.value), "a CassetteMiss")
+
+
+def test_loss_reasons_are_redacted_in_the_loss_file_stderr_and_logs(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tether.tracing.store as store
+
+    def refuse(path: Path, **kwargs: Any) -> sqlite3.Connection:
+        raise sqlite3.OperationalError(f"cannot open with Authorization: Bearer {BEARER_TOKEN}")
+
+    monkeypatch.setattr(store, "connect", refuse)
+    traced(ScriptedModel("ok")).generate("hi")
+    assert flush()
+    db_path = project / ".tether" / "tether.db"
+    assert_clean(loss_file(db_path).read_text("utf-8"), "the loss file")
+    lost = losses(db_path)
+    assert lost.count >= 1 and REDACTED in " ".join(lost.reasons)
+    # With the project folder unwritable as well, the loss is told on stderr.
+    monkeypatch.setattr(store, "loss_file", lambda db_path: project / "no" / "such" / "file")
+    traced(ScriptedModel("ok")).generate("hi")
+    assert flush()
+    err = capsys.readouterr().err
+    assert "trace spans are being lost" in err
+    assert_clean(err, "stderr")
 
 
 def test_redact_shapes_headers_and_known_values() -> None:

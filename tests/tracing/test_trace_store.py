@@ -95,10 +95,28 @@ def test_unwritable_store_loses_spans_but_not_the_call(project: Path) -> None:
     processor = store_processor(project / ".tether" / "tether.db")
     assert processor is not None and processor.lost >= 1
     db_path = project / ".tether" / "tether.db"
-    lost = losses(db_path)
+    lost = losses(db_path)  # nowhere to record it: this process still knows
     assert lost.count >= 1
     assert lost.reasons
-    loss_file(db_path).unlink()  # it lives in the temporary directory, outside the project
+
+
+def test_losses_are_recorded_beside_the_database_not_in_a_shared_folder(
+    project: Path,
+) -> None:
+    import tempfile
+
+    (project / ".tether" / "tether.db").mkdir(parents=True)  # the database cannot be opened
+    in_tmp_before = set(Path(tempfile.gettempdir()).glob("tether-trace-losses-*"))
+    traced(ScriptedModel("ok")).generate("hi")
+    assert flush()
+    db_path = project / ".tether" / "tether.db"
+    assert loss_file(db_path) == project / ".tether" / "tether-trace-losses.jsonl"
+    (record,) = [json.loads(line) for line in loss_file(db_path).read_text().splitlines()]
+    assert record["count"] == 1 and record["reason"]
+    assert set(Path(tempfile.gettempdir()).glob("tether-trace-losses-*")) == in_tmp_before
+    processor = store_processor(db_path)
+    assert processor is not None and processor.unrecorded_loss == 0  # the file holds it
+    assert losses(db_path).count == 1
 
 
 def test_locked_store_counts_the_loss_and_records_it_later(project: Path) -> None:

@@ -3,20 +3,18 @@
 ``StoreProcessor`` is an OpenTelemetry span processor: ending a span only puts it on a
 bounded queue; a background thread writes batches to SQLite. A full queue, a locked database
 or a read-only disk never blocks or fails a model call: the spans are dropped, counted, and
-the loss is recorded (in the database once it is writable again, else in a file beside the
-temporary directory) so ``tether logs`` can report it. Spans arrive already redacted (the
+the loss is recorded (in the database once it is writable again, else in a file beside it)
+so ``tether logs`` can report it. Spans arrive already redacted (the
 Traced middleware makes them); the reasons given for a loss are redacted here, as they quote
 exceptions.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import queue
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,9 +32,9 @@ if TYPE_CHECKING:
 
 
 def loss_file(db_path: Path) -> Path:
-    """Where losses go when the database itself cannot be written."""
-    digest = hashlib.sha1(str(db_path.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"tether-trace-losses-{digest}.jsonl"
+    """Where losses go when the database itself cannot be written: beside it, in the
+    project folder (never a shared temporary directory, where anyone may read or plant it)."""
+    return db_path.with_name(f"{db_path.stem}-trace-losses.jsonl")
 
 
 def _row(span: ReadableSpan) -> tuple[Any, ...]:
@@ -91,6 +89,7 @@ class StoreProcessor(SpanProcessor):
         self.last_error = ""
         self._idle = threading.Condition()
         self._pending = 0
+        self._warned = False
         self._db: sqlite3.Connection | None = None
         self._thread = threading.Thread(target=self._run, name="tether-trace-store", daemon=True)
         self._thread.start()
@@ -194,7 +193,11 @@ class StoreProcessor(SpanProcessor):
                 handle.write(json.dumps(record) + "\n")
         except OSError:
             self._give_back(count)
-            print(
-                f"tether: {self.lost} trace spans could not be stored in {self.db_path}: {reason}",
-                file=sys.stderr,
-            )
+            if not self._warned:  # once: a read-only disk would otherwise print every call
+                self._warned = True
+                print(
+                    f"tether: trace spans are being lost: neither {self.db_path} nor the file "
+                    f"beside it can be written ({reason}); make {self.db_path.parent} a "
+                    "writable folder",
+                    file=sys.stderr,
+                )
