@@ -4,13 +4,13 @@
 bounded queue; a background thread writes batches to SQLite. A full queue, a locked database
 or a read-only disk never blocks or fails a model call: the spans are dropped, counted, and
 the loss is recorded (in the database once it is writable again, else in a file beside it)
-so ``tether logs`` can report it. Spans arrive already redacted (the
-Traced middleware makes them); the reasons given for a loss are redacted here, as they quote
-exceptions.
+so ``tether logs`` can report it. Spans arrive already redacted (the Traced middleware makes
+them); the reasons given for a loss are redacted here, as they quote exceptions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sqlite3
@@ -82,6 +82,7 @@ class StoreProcessor(SpanProcessor):
     def __init__(self, db_path: Path, *, queue_size: int = 10_000, batch: int = 256) -> None:
         self.db_path = db_path
         self.batch = batch
+        # None on the queue tells the writer to stop, after the spans queued before it.
         self.queue: queue.Queue[ReadableSpan | None] = queue.Queue(maxsize=queue_size)
         self._loss_lock = threading.Lock()  # drops are counted from callers' threads too
         self.lost = 0
@@ -89,8 +90,11 @@ class StoreProcessor(SpanProcessor):
         self.last_error = ""
         self._idle = threading.Condition()
         self._pending = 0
+        self._stopped = False
         self._warned = False
         self._db: sqlite3.Connection | None = None
+        # A daemon, so that a writer stuck behind a locked database never holds up an exit;
+        # shutdown() stops it cleanly in every other case.
         self._thread = threading.Thread(target=self._run, name="tether-trace-store", daemon=True)
         self._thread.start()
 
@@ -104,15 +108,32 @@ class StoreProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         with self._idle:
-            self._pending += 1
+            accepted = not self._stopped
+            if accepted:
+                self._pending += 1
+        if not accepted:
+            self._count_loss(1, "the span ended after the trace store was shut down")
+            return
         try:
             self.queue.put_nowait(span)
         except queue.Full:
             self._count_loss(1, "the trace queue was full")
             self._done(1)
 
-    def shutdown(self) -> None:
-        self.force_flush()
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Store what is queued, then stop the writer thread and close its connection, within
+        ``timeout`` seconds. Spans that end afterwards are counted as lost."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            if self._stopped:
+                return
+            self._stopped = True
+        self.force_flush(int(timeout * 1000))
+        try:
+            self.queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Full:
+            return  # the writer is stuck behind a lock; as a daemon it cannot hold up an exit
+        self._thread.join(max(0.0, deadline - time.monotonic()))
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Wait until every queued span is written (or given up on)."""
@@ -149,24 +170,42 @@ class StoreProcessor(SpanProcessor):
             self.unrecorded_loss += count
 
     def _run(self) -> None:
-        while True:
-            first = self.queue.get()
-            spans = [first] if first is not None else []
-            while len(spans) < self.batch:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    spans.append(item)
+        stop = False
+        while not stop:
+            spans, stop = self._take_batch()
+            if spans:
+                self._store(spans)
+        self._close()
+
+    def _close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):  # a broken connection is dropped all the same
+                self._db.close()
+            self._db = None
+
+    def _take_batch(self) -> tuple[list[ReadableSpan], bool]:
+        """Up to ``batch`` spans, waiting for the first; True once the stop sentinel is read."""
+        spans: list[ReadableSpan] = []
+        item = self.queue.get()
+        while item is not None:
+            spans.append(item)
+            if len(spans) == self.batch:
+                return spans, False
             try:
-                self._write(spans)
-            except Exception as exc:  # a trace must never break the program it traces
-                self._count_loss(len(spans), f"{type(exc).__name__}: {exc}")
-                self._record_loss_elsewhere()
-                self._db = None
-            finally:
-                self._done(len(spans))
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return spans, False
+        return spans, True
+
+    def _store(self, spans: list[ReadableSpan]) -> None:
+        try:
+            self._write(spans)
+        except Exception as exc:  # a trace must never break the program it traces
+            self._count_loss(len(spans), f"{type(exc).__name__}: {exc}")
+            self._record_loss_elsewhere()
+            self._close()
+        finally:
+            self._done(len(spans))
 
     def _write(self, spans: list[ReadableSpan]) -> None:
         if self._db is None:
