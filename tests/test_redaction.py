@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import tether
 from tether.config import load_settings, secret
 from tether.models.base import Model, ProviderModel
-from tether.models.middleware.cassette import CassetteModel
+from tether.models.middleware.cassette import Cassette, CassetteModel, use
 from tether.models.middleware.traced import Traced
 from tether.models.openai import OpenAIProvider
 from tether.redaction import REDACTED, known_secrets, redact
@@ -202,6 +202,19 @@ def test_a_key_split_across_streamed_deltas_is_still_redacted(project: Path) -> 
     with replay(path):
         events = list(CassetteModel(ScriptedModel()).stream("q"))
     assert events[-1].response.tool_calls[0].args() == {"q": REDACTED}  # type: ignore[union-attr]
+
+
+def test_a_recording_is_found_after_a_key_it_holds_is_handed_out(project: Path) -> None:
+    """Recorded before tether knew the key: once it does, both sides must redact it alike."""
+    path = project / "late.json"
+    late = "late-handed-out-key-0123"
+    with record(path):
+        CassetteModel(ScriptedModel("ok")).generate(f"use {late}")
+    cassette = Cassette(path, "replay")
+    (project / ".tether" / "secrets.toml").write_text(f'LATE = "{late}"\n')
+    secret("LATE")
+    with use(cassette):
+        assert CassetteModel(ScriptedModel()).generate(f"use {late}").text == "ok"
 
 
 def test_a_miss_does_not_quote_the_key(project: Path) -> None:

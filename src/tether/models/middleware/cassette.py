@@ -115,13 +115,24 @@ class Cassette:
             data = json.loads(self.path.read_text("utf-8"))
             self.interactions = [Interaction.model_validate(i) for i in data["interactions"]]
             self.used = [False] * len(self.interactions)
-        self._keys = [interaction.key() for interaction in self.interactions]
+        self._keys: list[str] = []
+        self._keyed_with: tuple[str, ...] | None = None
+
+    def _held_keys(self) -> list[str]:
+        """The recordings' keys, worked out again once another secret is known (a recording
+        made before a key was handed out may hold it: both sides must redact it alike)."""
+        secrets = known_secrets()
+        if secrets != self._keyed_with:
+            self._keys = [interaction.key() for interaction in self.interactions]
+            self._keyed_with = secrets
+        return self._keys
 
     def take(self, model: str, request: Request, stream: bool) -> Interaction:
         key = call_key(model, request, stream)
         with self._lock:
+            keys = self._held_keys()
             for index, interaction in enumerate(self.interactions):
-                if not self.used[index] and self._keys[index] == key:
+                if not self.used[index] and keys[index] == key:
                     self.used[index] = True
                     return interaction
         held = [
@@ -140,7 +151,7 @@ class Cassette:
         with self._lock:
             self.interactions.append(held)
             self.used.append(True)
-            self._keys.append(held.key())
+            self._keyed_with = None
             self.save()
 
     def save(self) -> None:
