@@ -20,8 +20,10 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from typer.testing import CliRunner
 
 import tether
+from tether.cli.main import app
 from tether.config import load_settings, secret
 from tether.models.base import Model, ProviderModel
 from tether.models.middleware.cassette import Cassette, CassetteModel, use
@@ -169,6 +171,10 @@ async def test_the_store_holds_only_redacted_spans(project: Path) -> None:
     assert len(calls) == 4
     errors = [c["error"] for c in calls if c["status"] == "error"]
     assert len(errors) == 2 and all(REDACTED in e for e in errors)
+    for flags in (["--full"], ["--json"]):  # and so does everything `tether logs` shows
+        shown = CliRunner().invoke(app, ["logs", *flags])
+        assert shown.exit_code == 0, shown.output
+        assert_clean(shown.output, f"tether logs {flags[0]}")
 
 
 def test_a_cassette_holds_no_keys_and_still_replays(project: Path) -> None:

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tether.config import PromptsConfig
 from tether.errors import PromptError
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from tether.prompts.sandbox import BoundedSandbox
 
-MAX_CHARS = 4_000_000  # the most a render may output unless [prompts] max_chars says
+MAX_CHARS = PromptsConfig().max_chars  # the most a render may output, by default
 
 TYPES: dict[str, type | tuple[type, ...]] = {
     "str": str,
