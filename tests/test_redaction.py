@@ -238,7 +238,7 @@ def test_loss_reasons_are_redacted_in_the_loss_file_stderr_and_logs(
     import tether.tracing.store as store
 
     def refuse(path: Path, **kwargs: Any) -> sqlite3.Connection:
-        raise sqlite3.OperationalError(f"cannot open with Authorization: Bearer {BEARER_TOKEN}")
+        raise sqlite3.OperationalError(f"cannot open {ALL_KEYS}; x-api-key: {HANDED_OUT}")
 
     monkeypatch.setattr(store, "connect", refuse)
     traced(ScriptedModel("ok")).generate("hi")
