@@ -23,7 +23,7 @@ from tether.config import secrets_handed_out
 REDACTED = "[REDACTED]"
 MIN_LENGTH = 8  # shorter values are too likely to be ordinary words to replace everywhere
 KEY_ENV = re.compile(r"(_KEY|_TOKEN|_SECRET|_PASSWORD)$")  # variables that hold credentials
-# A field whose name says it holds a credential (request metadata, span attributes).
+# A request metadata entry whose name says it holds a credential: redacted whole.
 SECRET_NAME = re.compile(
     r"(api[-_]?key|authorization|cookie|credential|password|secret|token)$", re.IGNORECASE
 )
