@@ -85,7 +85,7 @@ def test_secrets_file_is_found_from_a_subfolder(
 
 
 def test_keys_of_any_shape_are_redacted_once_read(project: Path) -> None:
-    from tether.tracing.store import redact
+    from tether.redaction import redact
 
     (project / ".tether").mkdir()
     write(project / ".tether" / "secrets.toml", 'ODD_KEY = "gsk_live_0123456789abcdef"\n')

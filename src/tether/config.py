@@ -82,6 +82,12 @@ class TracingConfig(_Strict):
     queue_size: int = Field(default=10_000, gt=0)
 
 
+class PromptsConfig(_Strict):
+    # The most characters a prompt template may render: templates are code from whoever can
+    # edit the prompt files, and this bounds what one can make a render allocate.
+    max_chars: int = Field(default=4_000_000, gt=0)
+
+
 class LocalConfig(_Strict):
     n_ctx: int = Field(default=2048, gt=0)
     threads: int | None = Field(default=None, gt=0)  # None: llama.cpp's default, half the cores
@@ -104,6 +110,7 @@ class Settings(_Strict):
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
     routers: dict[str, RouterConfig] = Field(default_factory=dict)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)
     structured: StructuredConfig = Field(default_factory=StructuredConfig)
     source: Path | None = Field(default=None, exclude=True)

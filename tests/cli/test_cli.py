@@ -224,19 +224,27 @@ def test_logs_json_is_a_list_of_calls_with_usage() -> None:
 def test_logs_report_spans_that_could_not_be_stored(project: Path) -> None:
     # A file where the .tether folder should be: the database cannot be created, even as root.
     (project / ".tether").write_text("not a folder")
+    result = tether("run", "Say hi.", *SHORT)
+    assert result.exit_code == 0, result.output  # a trace failure never fails the call
+    flush()
+    logs = tether("logs")
+    assert logs.exit_code == 0, logs.output
+    match = re.search(r"(\d+) spans? could not be stored \((.+)\)", logs.stderr)
+    assert match, logs.output
+    assert int(match[1]) >= 1
+    assert match[2]
+
+
+def test_logs_read_the_losses_recorded_beside_the_database(project: Path) -> None:
+    """As another process left them: the database could not be opened, its folder could."""
     db_path = load_settings().db_path
-    try:
-        result = tether("run", "Say hi.", *SHORT)
-        assert result.exit_code == 0, result.output  # a trace failure never fails the call
-        flush()
-        logs = tether("logs")
-        assert logs.exit_code == 0, logs.output
-        match = re.search(r"(\d+) spans? could not be stored \((.+)\)", logs.stderr)
-        assert match, logs.output
-        assert int(match[1]) >= 1
-        assert match[2]
-    finally:
-        loss_file(db_path).unlink(missing_ok=True)
+    db_path.parent.mkdir()
+    record = {"at_ns": 1, "count": 3, "reason": "OperationalError: disk I/O error"}
+    loss_file(db_path).write_text(json.dumps(record) + "\n")
+    assert loss_file(db_path).resolve().parent == (project / ".tether").resolve()
+    logs = tether("logs")
+    assert logs.exit_code == 0, logs.output
+    assert "3 spans could not be stored (OperationalError: disk I/O error)" in logs.stderr
 
 
 def test_init_writes_a_file_that_loads_and_will_not_overwrite_it(project: Path) -> None:

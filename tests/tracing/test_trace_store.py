@@ -2,11 +2,13 @@
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 
 import tether
 from tether.config import load_settings
@@ -15,7 +17,7 @@ from tether.testing import FunctionModel, ScriptedModel
 from tether.tracing import semconv
 from tether.tracing.query import losses, recent_calls
 from tether.tracing.setup import flush, store_processor
-from tether.tracing.store import loss_file
+from tether.tracing.store import StoreProcessor, loss_file
 from tether.types import Request, StreamEvent, TextDelta
 
 
@@ -95,10 +97,28 @@ def test_unwritable_store_loses_spans_but_not_the_call(project: Path) -> None:
     processor = store_processor(project / ".tether" / "tether.db")
     assert processor is not None and processor.lost >= 1
     db_path = project / ".tether" / "tether.db"
-    lost = losses(db_path)
+    lost = losses(db_path)  # nowhere to record it: this process still knows
     assert lost.count >= 1
     assert lost.reasons
-    loss_file(db_path).unlink()  # it lives in the temporary directory, outside the project
+
+
+def test_losses_are_recorded_beside_the_database_not_in_a_shared_folder(
+    project: Path,
+) -> None:
+    import tempfile
+
+    (project / ".tether" / "tether.db").mkdir(parents=True)  # the database cannot be opened
+    in_tmp_before = set(Path(tempfile.gettempdir()).glob("tether-trace-losses-*"))
+    traced(ScriptedModel("ok")).generate("hi")
+    assert flush()
+    db_path = project / ".tether" / "tether.db"
+    assert loss_file(db_path) == project / ".tether" / "tether-trace-losses.jsonl"
+    (record,) = [json.loads(line) for line in loss_file(db_path).read_text().splitlines()]
+    assert record["count"] == 1 and record["reason"]
+    assert set(Path(tempfile.gettempdir()).glob("tether-trace-losses-*")) == in_tmp_before
+    processor = store_processor(db_path)
+    assert processor is not None and processor.unrecorded_loss == 0  # the file holds it
+    assert losses(db_path).count == 1
 
 
 def test_locked_store_counts_the_loss_and_records_it_later(project: Path) -> None:
@@ -159,3 +179,72 @@ def test_request_metadata_is_kept_on_the_span(project: Path) -> None:
     attrs = json.loads(row["attributes"])
     assert attrs[f"{semconv.METADATA}.prompt.name"] == "summarize"
     assert attrs[f"{semconv.METADATA}.prompt.version"] == "3f2a9c"
+
+
+def finished_spans(count: int) -> list[ReadableSpan]:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    tracer = provider.get_tracer("test")
+    spans = []
+    for number in range(count):
+        span = tracer.start_span(f"chat {number}")
+        span.end()
+        spans.append(span)
+    return spans
+
+
+def test_shutdown_stores_what_is_queued_then_stops_the_writer(project: Path) -> None:
+    db_path = project / ".tether" / "tether.db"
+    processor = StoreProcessor(db_path)
+    for span in finished_spans(300):  # more than one batch
+        processor.on_end(span)
+    processor.shutdown()
+    assert not processor._thread.is_alive()
+    assert processor._db is None  # its connection closed
+    db = sqlite3.connect(db_path)
+    assert db.execute("SELECT count(*) FROM spans").fetchone() == (300,)
+    processor.on_end(finished_spans(1)[0])  # too late: counted, not queued
+    assert processor.lost == 1 and processor.queue.empty()
+    assert processor.force_flush(100)
+    processor.shutdown()  # a second time does nothing
+
+
+def test_at_exit_spans_are_stored_and_the_writer_thread_stopped(project: Path) -> None:
+    """A program that makes a call and ends: nothing is left running, nothing is lost."""
+    import subprocess
+    import sys
+    import textwrap
+
+    program = textwrap.dedent(
+        """
+        import atexit, threading
+
+        def check():  # registered first, so it runs after tether's own exit handler
+            alive = [t.name for t in threading.enumerate() if t.name == "tether-trace-store"]
+            print("writers alive:", alive)
+
+        atexit.register(check)
+
+        from tether.config import load_settings
+        from tether.models.middleware.traced import Traced
+        from tether.testing import ScriptedModel
+
+        Traced(ScriptedModel(*["ok"] * 50), load_settings()).generate("hi")
+        model = Traced(ScriptedModel(*["ok"] * 50), load_settings())
+        for _ in range(49):
+            model.generate("again")
+        """
+    )
+    source = str(Path(tether.__file__).parents[1])  # this checkout's tether, in the child too
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env={**os.environ, "PYTHONPATH": source},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "writers alive: []" in done.stdout, done.stdout + done.stderr
+    db = sqlite3.connect(project / ".tether" / "tether.db")
+    assert db.execute("SELECT count(*) FROM spans").fetchone() == (50,)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, Self, TypeVar, overload
 
 from pydantic import ValidationError
 
@@ -261,8 +261,45 @@ class Model(ABC):
         """Sync twin of astream; works inside a running event loop."""
         return _sync.iterate(self.astream(prompt, **params))
 
+    async def aclose(self) -> None:  # noqa: B027 - optional: most models hold nothing
+        """Free what this model holds (a loaded local model, HTTP clients); a no-op by
+        default. A later call may load or connect again."""
+
+    def close(self) -> None:
+        """Sync twin of aclose."""
+        _sync.run(self.aclose())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id}>"
+
+
+async def aclose_all(models: Iterable[Model]) -> None:
+    """Close each of ``models`` once, every one even if another fails (the first error is
+    raised after)."""
+    seen: set[int] = set()
+    failure: BaseException | None = None
+    for model in models:
+        if id(model) in seen:
+            continue
+        seen.add(id(model))
+        try:
+            await model.aclose()
+        except Exception as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 class Wrapper(Model):
@@ -280,6 +317,9 @@ class Wrapper(Model):
 
     def capabilities(self) -> Capabilities | None:
         return self.inner.capabilities()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class Provider(ABC):
@@ -326,6 +366,9 @@ class Provider(ABC):
         provider that has none."""
         return None
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Free what this adapter holds (its SDK clients, a loaded model); a no-op by default."""
+
 
 class ProviderModel(Model):
     """Turns a Provider into a Model: checks, timing, cost, and one accumulator for streams."""
@@ -337,6 +380,9 @@ class ProviderModel(Model):
 
     def capabilities(self) -> Capabilities:
         return self.provider.capabilities()
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
 
     async def _prepare(self, request: Request) -> None:
         check_request(request, self.provider.capabilities(), self.id)
@@ -383,6 +429,7 @@ __all__ = [
     "Provider",
     "ProviderModel",
     "Wrapper",
+    "aclose_all",
     "build_request",
     "check_keywords",
     "check_request",

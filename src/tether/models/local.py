@@ -196,7 +196,15 @@ class _Loaded:
         prompt = self._formatter()(messages=messages, tools=tools).prompt
         return len(self.llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
 
-    @cache  # noqa: B019 - one formatter per loaded model, which lives for the process
+    def close(self) -> None:
+        """Let the calls already on its thread finish, end the thread, free the model."""
+        self.thread.shutdown(wait=True)
+        self.llama.close()
+        # The formatter cache holds every loaded model: clearing it lets this one go (the
+        # others build theirs again on their next call).
+        _Loaded._formatter.cache_clear()
+
+    @cache  # noqa: B019 - one formatter per loaded model, cleared when one is closed
     def _formatter(self) -> Any:
         from llama_cpp import llama_chat_format
 
@@ -307,6 +315,14 @@ def load(path: Path, n_ctx: int, threads: int | None) -> _Loaded:
         return _loaded[key]
 
 
+def unload(loaded: _Loaded) -> None:
+    """Forget ``loaded``, so that a later call loads the file again, and free it."""
+    with _load_lock:
+        for key in [key for key, value in _loaded.items() if value is loaded]:
+            del _loaded[key]
+    loaded.close()
+
+
 def _finish(reason: str | None) -> FinishReason:
     known = {"length": "length", "tool_calls": "tool_calls", "repetition": "repetition"}
     return known.get(reason or "", "stop")  # type: ignore[return-value]
@@ -327,13 +343,22 @@ class LocalProvider(Provider):
         # None keeps llama.cpp's default, half the cores: generation from a small model is
         # bound by memory, and a free core keeps the application's own threads off its back.
         self.threads: int | None = self.options.get("threads")
+        self._loaded: _Loaded | None = None  # the model this provider last used, for aclose
 
     def capabilities(self) -> Capabilities:
         return CAPABILITIES
 
     def model(self) -> _Loaded:
         path = resolve_path(self.model_name)
-        return load(path, self.n_ctx, self.threads)
+        self._loaded = load(path, self.n_ctx, self.threads)
+        return self._loaded
+
+    async def aclose(self) -> None:
+        """Free the loaded model and its thread, for every provider sharing it; the next
+        call loads it again."""
+        loaded, self._loaded = self._loaded, None
+        if loaded is not None:
+            await asyncio.to_thread(unload, loaded)
 
     def text_defaults(self) -> dict[str, Any]:
         """What a text answer gets for the arguments its caller left unset: an embedded

@@ -218,6 +218,14 @@ class OpenAIProvider(Provider):
             self._clients[loop] = client
         return client
 
+    async def aclose(self) -> None:
+        """Close this loop's client (those of other loops cannot be closed from here and are
+        dropped); an injected http_client belongs to its owner and stays open."""
+        clients, self._clients = self._clients, weakref.WeakKeyDictionary()
+        client = clients.get(asyncio.get_running_loop())
+        if client is not None and self.options.get("http_client") is None:
+            await client.close()
+
     def arguments(self, request: Request) -> dict[str, Any]:
         """The Chat Completions arguments for a Request."""
         params = request.params

@@ -16,7 +16,7 @@ from tether import _sync
 from tether.errors import PromptError
 from tether.prompts import versions
 from tether.prompts.files import SUFFIX, Example, Parsed, parse
-from tether.prompts.template import Input, check_inputs, render
+from tether.prompts.template import MAX_CHARS, Input, check_inputs, render
 from tether.types import Message, Params, Request, Response, did_you_mean
 
 if TYPE_CHECKING:
@@ -29,13 +29,24 @@ ROLES = {"system": Message.system, "user": Message.user, "assistant": Message.as
 
 
 class Prompt:
-    """A prompt file, parsed and checked; its ``version`` is the hash of the file's bytes."""
+    """A prompt file, parsed and checked; its ``version`` is the hash of the file's bytes.
+    A render may output at most ``max_chars`` characters ([prompts] max_chars)."""
 
-    def __init__(self, name: str, path: Path, text: str, version: str, parsed: Parsed) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        text: str,
+        version: str,
+        parsed: Parsed,
+        *,
+        max_chars: int = MAX_CHARS,
+    ) -> None:
         self.name = name
         self.path = path
         self.text = text
         self.version = version
+        self.max_chars = max_chars
         self._parsed = parsed
 
     @property
@@ -113,7 +124,8 @@ class Prompt:
         self._refuse_unknown(variables, "render", ())
         values = check_inputs(self.inputs, variables, self.path)
         messages = [
-            ROLES[s.role](render(s.template, values, self.path)) for s in self._parsed.sections
+            ROLES[s.role](render(s.template, values, self.path, self.max_chars))
+            for s in self._parsed.sections
         ]
         users = [i for i, s in enumerate(self._parsed.sections) if s.role == "user"]
         if not users or not self.examples:
@@ -126,7 +138,7 @@ class Prompt:
             except PromptError as exc:
                 raise PromptError(f"example {number}: {exc}") from exc
             turns += [
-                Message.user(render(template, shown, self.path)),
+                Message.user(render(template, shown, self.path, self.max_chars)),
                 Message.assistant(example.output),
             ]
         return messages[: users[-1]] + turns + messages[users[-1] :]
@@ -209,13 +221,17 @@ def prompts_dir(folder: Path | None = None) -> Path:
 
 def load(path: Path) -> Prompt:
     """Parse one prompt file and record its version in the project database."""
+    from tether.config import load_settings
+
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PromptError(f"{path}: not UTF-8 text ({exc}); save the file as UTF-8") from exc
     name = path.name.removesuffix(SUFFIX)
-    prompt = Prompt(name, path, text, versions.version_of(data), parse(text, path))
+    max_chars = load_settings().prompts.max_chars
+    version = versions.version_of(data)
+    prompt = Prompt(name, path, text, version, parse(text, path), max_chars=max_chars)
     versions.record(name, prompt.version, text)
     return prompt
 

@@ -1,9 +1,11 @@
 """Rendering prompt templates: Jinja2 in its sandbox, variables checked before rendering.
 
-Prompt files may come from anyone who can edit the repository, so templates render in
-Jinja2's ``SandboxedEnvironment`` (no reaching Python internals) with ``StrictUndefined``
-(a typo is an error, never an empty string). Every failure is a PromptError that names the
-file and, where there is one, the line in the .prompt.md file.
+Prompt files may come from anyone who can edit the repository, so templates render in a
+sandbox (tether.prompts.sandbox: no reaching Python internals, no changing the caller's
+data, a bound on what a render builds) with ``StrictUndefined`` (a typo is an error, never
+an empty string), and a render stops as soon as its output passes ``max_chars``. Every
+failure is a PromptError that names the file and, where there is one, the line in the
+.prompt.md file.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tether.config import PromptsConfig
 from tether.errors import PromptError
 
 if TYPE_CHECKING:
     from jinja2 import Template
-    from jinja2.sandbox import SandboxedEnvironment
+
+    from tether.prompts.sandbox import BoundedSandbox
+
+MAX_CHARS = PromptsConfig().max_chars  # the most a render may output, by default
 
 TYPES: dict[str, type | tuple[type, ...]] = {
     "str": str,
@@ -47,13 +53,12 @@ class Input:
 
 
 @cache
-def environment() -> SandboxedEnvironment:
+def environment() -> BoundedSandbox:
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
-    )
+    from tether.prompts.sandbox import BoundedSandbox
+
+    return BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 def compile_section(source: str, path: Path, first_line: int) -> Template:
@@ -105,13 +110,33 @@ def check_inputs(inputs: dict[str, Input], given: dict[str, Any], path: Path) ->
     return values
 
 
-def render(template: Template, values: dict[str, Any], path: Path) -> str:
-    """Render in the sandbox; unsafe access and undefined names become PromptErrors."""
+def render(
+    template: Template, values: dict[str, Any], path: Path, max_chars: int = MAX_CHARS
+) -> str:
+    """Render in the sandbox, at most ``max_chars`` characters; unsafe access, too large a
+    render and undefined names become PromptErrors."""
     from jinja2 import TemplateError
     from jinja2.exceptions import SecurityError, UndefinedError
 
+    from tether.prompts.sandbox import TooLarge, budget
+
+    too_large = (
+        f"prompts render at most {max_chars:,} characters; if this one really needs more, "
+        "raise [prompts] max_chars in tether.toml"
+    )
     try:
-        return template.render(values).strip()
+        with budget(max_chars):
+            pieces, size = [], 0
+            for piece in template.generate(values):
+                size += len(piece)
+                if size > max_chars:
+                    raise PromptError(f"{path}: the rendered prompt passes the cap: {too_large}")
+                pieces.append(piece)
+        return "".join(pieces).strip()
+    except TooLarge as exc:
+        raise PromptError(
+            f"{path}: the template is too large to render ({exc}); {too_large}"
+        ) from exc
     except SecurityError as exc:
         raise PromptError(
             f"{path}: the template tried an unsafe operation ({exc}); templates may only "
@@ -119,5 +144,5 @@ def render(template: Template, values: dict[str, Any], path: Path) -> str:
         ) from exc
     except UndefinedError as exc:
         raise PromptError(f"{path}: {exc.message}; declare it under input") from exc
-    except TemplateError as exc:
+    except (TemplateError, ArithmeticError, RecursionError, TypeError, ValueError) as exc:
         raise PromptError(f"{path}: the template failed to render: {exc}") from exc

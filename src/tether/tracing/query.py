@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.store.db import connect_readonly
+from tether.tracing.setup import store_processor
 from tether.tracing.store import loss_file
 
 COLUMNS = (
@@ -40,7 +41,8 @@ def recent_calls(db_path: Path, limit: int = 20, model: str | None = None) -> li
 
 
 def losses(db_path: Path) -> Losses:
-    """Spans that could not be stored: those recorded in the database and in the loss file."""
+    """Spans that could not be stored: those recorded in the database and in the loss file
+    beside it, and those this process could record in neither (an unwritable folder)."""
     count, reasons = 0, []
     db = connect_readonly(db_path)
     if db is not None:
@@ -61,4 +63,8 @@ def losses(db_path: Path) -> Losses:
                 continue
             count += int(record.get("count", 0))
             reasons.append(str(record.get("reason", "")))
+    processor = store_processor(db_path)
+    if processor is not None and processor.unrecorded_loss:
+        count += processor.unrecorded_loss
+        reasons.append(processor.last_error)
     return Losses(count=count, reasons=reasons)

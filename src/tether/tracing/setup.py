@@ -3,6 +3,8 @@
 tether keeps its own TracerProvider so it neither needs nor disturbs an application's global
 one. To send the same spans elsewhere (OTLP, a console), add a processor to it:
 ``tether.tracing.tracer_provider().add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))``.
+At exit every provider is shut down: queued spans are stored, the writer threads stopped,
+and the processors added to it (an OTLP exporter's batch) flushed too.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def _provider(db_path: Path, queue_size: int = 10_000) -> tuple[TracerProvider, 
     with _lock:
         if key not in _providers:
             processor = StoreProcessor(key, queue_size=queue_size)
-            provider = TracerProvider()
+            # Shut down by shutdown() below, which bounds the wait for the store.
+            provider = TracerProvider(shutdown_on_exit=False)
             provider.add_span_processor(processor)
             _providers[key] = (provider, processor)
         return _providers[key]
@@ -59,4 +62,15 @@ def flush(timeout: float = 10.0) -> bool:
     return all(p.force_flush(int(timeout * 1000)) for p in processors)
 
 
-atexit.register(flush, 5.0)
+def shutdown(timeout: float = 5.0) -> None:
+    """Store every queued span, stop the writer threads and shut the providers down (the
+    processors added to them too). Runs at exit; spans that end after it are lost, counted."""
+    with _lock:
+        entries = list(_providers.values())
+        _providers.clear()
+    for provider, processor in entries:
+        processor.shutdown(timeout)  # the provider's own shutdown would wait without bound
+        provider.shutdown()
+
+
+atexit.register(shutdown, 5.0)

@@ -3,20 +3,18 @@
 ``StoreProcessor`` is an OpenTelemetry span processor: ending a span only puts it on a
 bounded queue; a background thread writes batches to SQLite. A full queue, a locked database
 or a read-only disk never blocks or fails a model call: the spans are dropped, counted, and
-the loss is recorded (in the database once it is writable again, else in a file beside the
-temporary directory) so ``tether logs`` can report it.
+the loss is recorded (in the database once it is writable again, else in a file beside it)
+so ``tether logs`` can report it. Spans arrive already redacted (the Traced middleware makes
+them); the reasons given for a loss are redacted here, as they quote exceptions.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
-import os
 import queue
-import re
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from tether.config import secrets_handed_out
+from tether.redaction import redact
 from tether.store.db import connect, transaction
 from tether.tracing import semconv
 
@@ -32,35 +30,14 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import Span
 
-KEY_PATTERNS = re.compile(
-    r"(sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{16,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
-)
-KEY_ENV = re.compile(r"(API_KEY|_TOKEN|_SECRET)$")
-REDACTED = "[REDACTED]"
-
-
-def known_secrets() -> list[str]:
-    """Every key tether read, and the values of key-like environment variables."""
-    from_env = [v for name, v in os.environ.items() if KEY_ENV.search(name)]
-    return [v for v in {*secrets_handed_out(), *from_env} if len(v) >= 8]
-
-
-def redact(text: str, secrets: list[str] | None = None) -> str:
-    """Remove credentials: known key values (``secrets``, default: known_secrets()) and
-    anything shaped like an API key or a bearer token."""
-    for value in known_secrets() if secrets is None else secrets:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return KEY_PATTERNS.sub(REDACTED, text)
-
 
 def loss_file(db_path: Path) -> Path:
-    """Where losses go when the database itself cannot be written."""
-    digest = hashlib.sha1(str(db_path.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"tether-trace-losses-{digest}.jsonl"
+    """Where losses go when the database itself cannot be written: beside it, in the
+    project folder (never a shared temporary directory, where anyone may read or plant it)."""
+    return db_path.with_name(f"{db_path.stem}-trace-losses.jsonl")
 
 
-def _row(span: ReadableSpan, secrets: list[str]) -> tuple[Any, ...]:
+def _row(span: ReadableSpan) -> tuple[Any, ...]:
     attrs = dict(span.attributes or {})
     context = span.context
     assert context is not None  # a finished SDK span always has one
@@ -68,7 +45,7 @@ def _row(span: ReadableSpan, secrets: list[str]) -> tuple[Any, ...]:
     error = None
     if span.status.status_code.name == "ERROR":
         kind = attrs.get(semconv.ERROR_TYPE, "error")
-        error = redact(f"{kind}: {span.status.description}", secrets)
+        error = f"{kind}: {span.status.description}"
     prompt = attrs.pop(semconv.INPUT_MESSAGES, None)
     completion = attrs.pop(semconv.OUTPUT_MESSAGES, None)
     latency = attrs.get(semconv.LATENCY)
@@ -90,9 +67,9 @@ def _row(span: ReadableSpan, secrets: list[str]) -> tuple[Any, ...]:
         attrs.get(semconv.COST),
         latency * 1000 if isinstance(latency, int | float) else None,
         error,
-        redact(str(prompt), secrets) if prompt is not None else None,
-        redact(str(completion), secrets) if completion is not None else None,
-        redact(json.dumps(attrs, default=str), secrets),
+        str(prompt) if prompt is not None else None,
+        str(completion) if completion is not None else None,
+        json.dumps(attrs, default=str),
     )
 
 
@@ -105,6 +82,7 @@ class StoreProcessor(SpanProcessor):
     def __init__(self, db_path: Path, *, queue_size: int = 10_000, batch: int = 256) -> None:
         self.db_path = db_path
         self.batch = batch
+        # None on the queue tells the writer to stop, after the spans queued before it.
         self.queue: queue.Queue[ReadableSpan | None] = queue.Queue(maxsize=queue_size)
         self._loss_lock = threading.Lock()  # drops are counted from callers' threads too
         self.lost = 0
@@ -112,7 +90,11 @@ class StoreProcessor(SpanProcessor):
         self.last_error = ""
         self._idle = threading.Condition()
         self._pending = 0
+        self._stopped = False
+        self._warned = False
         self._db: sqlite3.Connection | None = None
+        # A daemon, so that a writer stuck behind a locked database never holds up an exit;
+        # shutdown() stops it cleanly in every other case.
         self._thread = threading.Thread(target=self._run, name="tether-trace-store", daemon=True)
         self._thread.start()
 
@@ -126,15 +108,32 @@ class StoreProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         with self._idle:
-            self._pending += 1
+            accepted = not self._stopped
+            if accepted:
+                self._pending += 1
+        if not accepted:
+            self._count_loss(1, "the span ended after the trace store was shut down")
+            return
         try:
             self.queue.put_nowait(span)
         except queue.Full:
             self._count_loss(1, "the trace queue was full")
             self._done(1)
 
-    def shutdown(self) -> None:
-        self.force_flush()
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Store what is queued, then stop the writer thread and close its connection, within
+        ``timeout`` seconds. Spans that end afterwards are counted as lost."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            if self._stopped:
+                return
+            self._stopped = True
+        self.force_flush(int(timeout * 1000))
+        try:
+            self.queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Full:
+            return  # the writer is stuck behind a lock; as a daemon it cannot hold up an exit
+        self._thread.join(max(0.0, deadline - time.monotonic()))
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Wait until every queued span is written (or given up on)."""
@@ -155,6 +154,7 @@ class StoreProcessor(SpanProcessor):
             self._idle.notify_all()
 
     def _count_loss(self, count: int, reason: str) -> None:
+        reason = redact(reason)  # it may quote an exception, which may quote anything
         with self._loss_lock:
             self.lost += count
             self.unrecorded_loss += count
@@ -170,30 +170,47 @@ class StoreProcessor(SpanProcessor):
             self.unrecorded_loss += count
 
     def _run(self) -> None:
-        while True:
-            first = self.queue.get()
-            spans = [first] if first is not None else []
-            while len(spans) < self.batch:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    spans.append(item)
+        stop = False
+        while not stop:
+            spans, stop = self._take_batch()
+            if spans:
+                self._store(spans)
+        self._close()
+
+    def _close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):  # a broken connection is dropped all the same
+                self._db.close()
+            self._db = None
+
+    def _take_batch(self) -> tuple[list[ReadableSpan], bool]:
+        """Up to ``batch`` spans, waiting for the first; True once the stop sentinel is read."""
+        spans: list[ReadableSpan] = []
+        item = self.queue.get()
+        while item is not None:
+            spans.append(item)
+            if len(spans) == self.batch:
+                return spans, False
             try:
-                self._write(spans)
-            except Exception as exc:  # a trace must never break the program it traces
-                self._count_loss(len(spans), f"{type(exc).__name__}: {exc}")
-                self._record_loss_elsewhere()
-                self._db = None
-            finally:
-                self._done(len(spans))
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return spans, False
+        return spans, True
+
+    def _store(self, spans: list[ReadableSpan]) -> None:
+        try:
+            self._write(spans)
+        except Exception as exc:  # a trace must never break the program it traces
+            self._count_loss(len(spans), f"{type(exc).__name__}: {exc}")
+            self._record_loss_elsewhere()
+            self._close()
+        finally:
+            self._done(len(spans))
 
     def _write(self, spans: list[ReadableSpan]) -> None:
         if self._db is None:
             self._db = connect(self.db_path, timeout=1.0)
-        secrets = known_secrets()  # once per batch: the writer shares the GIL with callers
-        rows = [_row(span, secrets) for span in spans]
+        rows = [_row(span) for span in spans]
         unrecorded, reason = self._take_unrecorded()
         try:
             with transaction(self._db):
@@ -215,7 +232,11 @@ class StoreProcessor(SpanProcessor):
                 handle.write(json.dumps(record) + "\n")
         except OSError:
             self._give_back(count)
-            print(
-                f"tether: {self.lost} trace spans could not be stored in {self.db_path}: {reason}",
-                file=sys.stderr,
-            )
+            if not self._warned:  # once: a read-only disk would otherwise print every call
+                self._warned = True
+                print(
+                    f"tether: trace spans are being lost: neither {self.db_path} nor the file "
+                    f"beside it can be written ({reason}); make {self.db_path.parent} a "
+                    "writable folder",
+                    file=sys.stderr,
+                )

@@ -4,7 +4,10 @@
 events included, to a readable JSON file. ``TETHER_REPLAY=calls.json`` (or ``with
 replay(...)``) answers from it and raises CassetteMiss for any call it does not hold.
 The cassette sits above tracing and below retries, and stores tether's own Request and
-Response types: API keys and headers never reach it, and a replayed call adds no trace.
+Response types: the HTTP headers carrying API keys never reach it, and a replayed call adds
+no trace. A key quoted in a prompt, a tool call or an answer is redacted before anything is
+written (tether.redaction); recordings are looked up by the redacted request, so replay
+finds them all the same.
 """
 
 from __future__ import annotations
@@ -19,13 +22,21 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
 from tether.errors import CassetteMiss
 from tether.models.base import Wrapper, closing
-from tether.types import Request, Response, ResponseEvent, StreamEvent
+from tether.redaction import known_secrets, redact, redact_data, redact_field
+from tether.types import (
+    Request,
+    Response,
+    ResponseEvent,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+)
 
 Mode = Literal["record", "replay"]
 _events = TypeAdapter(list[StreamEvent])
@@ -41,9 +52,49 @@ class Interaction(BaseModel):
     def key(self) -> str:
         return call_key(self.model, self.request, self.stream)
 
+    def redacted(self) -> Interaction:
+        """This interaction as a cassette may hold it: no credentials anywhere in it."""
+        secrets = known_secrets()
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["events"] = _joined_where_split(self.events, secrets)
+        data = redact_data(data, secrets)
+        data["request"]["metadata"] = {
+            name: redact_field(name, value, secrets)
+            for name, value in self.request.metadata.items()
+        }
+        return Interaction.model_validate(data)
+
+
+def _joined_where_split(events: list[StreamEvent], secrets: tuple[str, ...]) -> list[Any]:
+    """The events as JSON, where a key was split across deltas (redacted piece by piece,
+    neither half would be recognised) with that text, or that tool call's arguments, given
+    whole in its first delta and the deltas that only carried the rest left out."""
+    runs: dict[tuple[str, int], list[int]] = {}
+    for position, event in enumerate(events):
+        if isinstance(event, TextDelta):
+            runs.setdefault(("text", 0), []).append(position)
+        elif isinstance(event, ToolCallDelta):
+            runs.setdefault(("arguments", event.index), []).append(position)
+    data: list[Any] = [event.model_dump(mode="json", exclude_none=True) for event in events]
+    dropped: set[int] = set()
+    for (field, _), positions in runs.items():
+        parts = [data[p][field] for p in positions]
+        whole = "".join(parts)
+        if redact(whole, secrets) == "".join(redact(part, secrets) for part in parts):
+            continue
+        data[positions[0]][field] = whole
+        for later in positions[1:]:
+            data[later][field] = ""
+            if field == "text" or not ({"id", "name"} & data[later].keys()):
+                dropped.add(later)
+    return [d for p, d in enumerate(data) if p not in dropped]
+
 
 def call_key(model: str, request: Request, stream: bool) -> str:
-    payload = {"model": model, "stream": stream, "request": request.model_dump(mode="json")}
+    """What a recording is found by: the call as the cassette holds it, redacted (the same
+    when recording and when replaying)."""
+    held = Interaction(model=model, stream=stream, request=request).redacted().request
+    payload = {"model": model, "stream": stream, "request": held.model_dump(mode="json")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -64,12 +115,24 @@ class Cassette:
             data = json.loads(self.path.read_text("utf-8"))
             self.interactions = [Interaction.model_validate(i) for i in data["interactions"]]
             self.used = [False] * len(self.interactions)
+        self._keys: list[str] = []
+        self._keyed_with: tuple[str, ...] | None = None
+
+    def _held_keys(self) -> list[str]:
+        """The recordings' keys, worked out again once another secret is known (a recording
+        made before a key was handed out may hold it: both sides must redact it alike)."""
+        secrets = known_secrets()
+        if secrets != self._keyed_with:
+            self._keys = [interaction.key() for interaction in self.interactions]
+            self._keyed_with = secrets
+        return self._keys
 
     def take(self, model: str, request: Request, stream: bool) -> Interaction:
         key = call_key(model, request, stream)
         with self._lock:
+            keys = self._held_keys()
             for index, interaction in enumerate(self.interactions):
-                if not self.used[index] and interaction.key() == key:
+                if not self.used[index] and keys[index] == key:
                     self.used[index] = True
                     return interaction
         held = [
@@ -83,9 +146,12 @@ class Cassette:
         )
 
     def add(self, interaction: Interaction) -> None:
+        """Hold ``interaction``, redacted, and write the cassette."""
+        held = interaction.redacted()
         with self._lock:
-            self.interactions.append(interaction)
+            self.interactions.append(held)
             self.used.append(True)
+            self._keyed_with = None
             self.save()
 
     def save(self) -> None:
@@ -105,7 +171,7 @@ class Cassette:
 
 def _preview(request: Request) -> str:
     text = request.messages[-1].text if request.messages else ""
-    return repr(text[:60])
+    return repr(redact(text)[:60])
 
 
 _active: ContextVar[Cassette | None] = ContextVar("tether_cassette", default=None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from tether.errors import MalformedResponse, ProviderError
-from tether.models.base import Model, closing
+from tether.models.base import Model, aclose_all, closing
 from tether.types import Request, Response, StreamEvent
 
 
@@ -22,6 +22,9 @@ class Fallback(Model):
             raise ValueError("Fallback needs at least one model")
         self.models = list(models)
         self.id = self.models[0].id
+
+    async def aclose(self) -> None:
+        await aclose_all(self.models)
 
     def _give_up(self, errors: list[ProviderError]) -> ProviderError:
         last = errors[-1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 
 from tether.errors import ConfigError
-from tether.models.base import Model
+from tether.models.base import Model, aclose_all
 from tether.types import Request, Response, StreamEvent
 
 
@@ -30,6 +30,9 @@ class Router(Model):
                 f"router {self.id!r} has no route {route!r}; routes: {', '.join(self.routes)}"
             )
         return self.routes[route]
+
+    async def aclose(self) -> None:
+        await aclose_all(self.routes.values())
 
     async def request(self, request: Request) -> Response:
         return await self.pick(request).request(request)

@@ -1,8 +1,10 @@
 """Traced: every model call becomes an OpenTelemetry span (GenAI semantic conventions).
 
 The span carries the request parameters, usage, cost, latency, the error if any, and the
-prompt and completion as the settings allow (off, truncated, full). The wrapped model never
-knows it is traced, and a failure to trace never fails the call.
+prompt and completion as the settings allow (off, truncated, full). Every string on it is
+redacted first (tether.redaction): this is the one producer of tether's spans, so every
+processor on the provider, the trace store and an OTLP exporter alike, gets them clean. The
+wrapped model never knows it is traced, and a failure to trace never fails the call.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether.config import Settings
 from tether.models.base import Model, Wrapper, closing
+from tether.redaction import known_secrets, redact, redact_data, redact_field
 from tether.tracing import semconv as sc
 from tether.types import Request, Response, ResponseEvent, StreamEvent
 
@@ -39,15 +42,17 @@ class Traced(Wrapper):
             self._tracer = tracer(self.db_path, self.queue_size)
         return self._tracer
 
-    def _text(self, value: Any) -> str | None:
+    def _text(self, value: Any, secrets: tuple[str, ...]) -> str | None:
         if self.content == "off":
             return None
-        text = json.dumps(value, ensure_ascii=False)
+        # Redacted before it is cut: a key cut in two would no longer be recognised.
+        text = redact(json.dumps(value, ensure_ascii=False), secrets)
         if self.content == "truncated" and len(text) > self.max_chars:
             return text[: self.max_chars] + f"... [{len(text) - self.max_chars} more chars]"
         return text
 
     def _start(self, request: Request, *, stream: bool) -> Span:
+        secrets = known_secrets()
         provider, _, _ = self.id.partition(":")
         attrs: dict[str, Any] = {
             sc.OPERATION: "chat",
@@ -72,14 +77,18 @@ class Traced(Wrapper):
             attrs[sc.OUTPUT_MODE] = request.output.mode or "auto"
             if request.output.bounds is not None:
                 attrs[sc.OUTPUT_BOUNDS] = request.output.bounds.describe()
+        attrs = redact_data(attrs, secrets)
         for key, value in request.metadata.items():  # e.g. prompt name and version, route
-            attrs[f"{sc.METADATA}.{key}"] = value
-        prompt = self._text([m.model_dump(exclude_defaults=True) for m in request.messages])
+            attrs[f"{sc.METADATA}.{key}"] = redact_field(key, value, secrets)
+        messages = [m.model_dump(exclude_defaults=True) for m in request.messages]
+        prompt = self._text(messages, secrets)
         if prompt is not None:
             attrs[sc.INPUT_MESSAGES] = prompt
-        return self.tracer().start_span(f"chat {self.id}", attributes=attrs)
+        name = redact(f"chat {self.id}", secrets)
+        return self.tracer().start_span(name, attributes=attrs)
 
     def _succeed(self, span: Span, response: Response) -> None:
+        secrets = known_secrets()
         usage = response.usage
         attrs: dict[str, Any] = {
             sc.RESPONSE_MODEL: response.model,
@@ -95,7 +104,8 @@ class Traced(Wrapper):
             attrs[sc.RESPONSE_ID] = response.provider_id
         if response.cost_usd is not None:
             attrs[sc.COST] = response.cost_usd
-        completion = self._text(response.message.model_dump(exclude_defaults=True))
+        attrs = redact_data(attrs, secrets)
+        completion = self._text(response.message.model_dump(exclude_defaults=True), secrets)
         if completion is not None:
             attrs[sc.OUTPUT_MESSAGES] = completion
         span.set_attributes(attrs)
@@ -109,7 +119,7 @@ class Traced(Wrapper):
             span.set_attribute(sc.CANCELLED, True)
             return
         span.set_attribute(sc.ERROR_TYPE, type(error).__name__)
-        span.set_status(StatusCode.ERROR, str(error))
+        span.set_status(StatusCode.ERROR, redact(str(error)))
 
     async def request(self, request: Request) -> Response:
         span = self._start(request, stream=False)
