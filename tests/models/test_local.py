@@ -10,8 +10,17 @@ import pytest
 
 import tether
 from tether.errors import ContextTooLong, ModelFileError, UnsupportedParameter
+from tether.models.base import build_request
 from tether.models.local import EMBEDDED, _loaded, resolve_path
-from tether.types import ResponseEvent, TextDelta, UsageEvent
+from tether.types import (
+    AudioPart,
+    DocumentPart,
+    Message,
+    ResponseEvent,
+    TextDelta,
+    TextPart,
+    UsageEvent,
+)
 
 WEATHER = {
     "name": "get_weather",
@@ -203,3 +212,59 @@ def test_tools_without_a_choice_are_refused_not_dropped() -> None:
     with pytest.raises(UnsupportedParameter) as info:
         tether.model("local:smollm2").generate("Weather in Rome?", tools=[WEATHER])
     assert "default when tools are given" in str(info.value)
+
+
+# -- what a local model can and cannot honour of the provider-specific fields ---------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"user": "u1"}, "serves no end users"),
+        ({"service_tier": "auto"}, "no service tiers"),
+        ({"n": 2}, "one answer per call"),
+        ({"reasoning_budget": "high"}, "no reasoning budget"),
+        ({"tools": [{**WEATHER, "defer_loading": True}], "tool_choice": "get_weather"},
+         "loads every tool up front"),
+    ],
+)  # fmt: skip
+def test_what_a_local_model_cannot_honour_is_refused(kwargs: dict[str, object], says: str) -> None:
+    with pytest.raises(UnsupportedParameter, match=says):
+        tether.model("local:smollm2").generate("hi", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("part", "says"),
+    [
+        (DocumentPart(text="The grass is green."), "reads text only; put the document's text"),
+        (AudioPart(data="UklGRg=="), "send a transcript"),
+    ],
+)
+def test_documents_and_audio_are_refused(part: object, says: str) -> None:
+    message = Message(role="user", content=[part, TextPart(text="What does it say?")])
+    with pytest.raises(UnsupportedParameter, match=says):
+        tether.model("local:smollm2").generate(message)
+
+
+def test_developer_messages_cache_marks_and_local_options_reach_llama_cpp() -> None:
+    from tether.models.local import LocalProvider
+
+    request = build_request(
+        [Message.developer("Answer in one word."), Message.user("Sky colour?")],
+        cache_control={"type": "ephemeral"},
+        provider_options={"local": {"top_k": 1, "repeat_penalty": 1.3}, "openai": {"n": 2}},
+        max_tokens=8,
+    )
+    args = LocalProvider("smollm2")._arguments(request)
+    assert args["messages"][0] == {"role": "system", "content": "Answer in one word."}
+    assert (args["top_k"], args["repeat_penalty"]) == (1, 1.3)
+    assert "n" not in args
+    response = tether.model("local:smollm2").request(request)
+    assert asyncio.run(response).text
+
+
+def test_a_misspelt_local_option_names_the_valid_ones() -> None:
+    from tether.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"takes no top_kk; it takes: messages,.*top_k"):
+        tether.model("local:smollm2").generate("hi", provider_options={"local": {"top_kk": 1}})

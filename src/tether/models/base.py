@@ -41,6 +41,7 @@ STRUCTURED_ONLY = (
     "strategy",
     "attempts",
     "bounds",
+    "strict",
 )  # keywords that only mean something with output=
 REQUEST_KEYWORDS = ("system", "tools", "metadata")  # build_request's own, beside the Params
 
@@ -264,7 +265,8 @@ class ProviderModel(Model):
         return self.provider.capabilities()
 
     async def _prepare(self, request: Request) -> None:
-        check_request(request, self.provider.capabilities(), self.id)
+        caps = self.provider.capabilities()
+        check_request(request, caps, self.id, provider=self.provider.name)
         await self.provider.check_context(request)
 
     def _finish(self, response: Response, started: float) -> Response:
@@ -284,6 +286,11 @@ class ProviderModel(Model):
         if request.params.logprobs is not None:
             raise UnsupportedParameter(
                 f"{self.id}: logprobs come with a whole response; use generate(), not stream()"
+            )
+        if (request.params.n or 1) > 1:
+            raise UnsupportedParameter(
+                f"{self.id}: n={request.params.n} answers come with a whole response "
+                "(Response.choices); use generate(), not stream(), or leave n unset"
             )
         started = time.perf_counter()
         acc = Accumulator()
