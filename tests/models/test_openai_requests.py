@@ -1,6 +1,7 @@
 """What real Chat Completions requests carry, through the same recorded wire: JSON mode and
 non-strict schemas from the public API, file and audio parts, the developer role, user,
-service tiers, several choices, reasoning effort words and provider options."""
+service tiers, several choices, reasoning effort words, provider options, and a model's own
+base_url and api_key."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ from test_openai_wire import (
     streamed,
 )
 
+import tether
+import tether.structured
 from tether.errors import ConfigError, UnsupportedParameter
+from tether.models.base import ProviderModel
+from tether.models.openai import OpenAIProvider
 from tether.types import AudioPart, CacheControl, DocumentPart, Message, TextPart
 
 __all__ = ["api_key", "openai_model"]  # the fixtures, used by name
@@ -277,3 +282,68 @@ async def test_an_alias_and_a_caller_merge_their_provider_options(
     await model.agenerate("hi", provider_options={"openai": {"store": True}})
     assert wire.sent["logit_bias"] == {"1": 5}
     assert wire.sent["store"] is True  # the caller's win
+
+
+# -- a model's own base_url and api_key ------------------------------------------------------
+
+
+def provider_of(model: tether.Model) -> OpenAIProvider:
+    inner: Any = model
+    while not isinstance(inner, ProviderModel):
+        inner = inner.inner
+    assert isinstance(inner.provider, OpenAIProvider)
+    return inner.provider
+
+
+async def test_a_models_base_url_and_api_key_reach_the_wire_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, project: Any
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    key = "sk-proj-per-model-0123456789"
+    model = tether.model("openai:gpt-4.1-mini", base_url="https://proxy.test/v1", api_key=key)
+    provider = provider_of(model)
+    wire = Wire(recorded("completion_text.json"))
+    provider.options["http_client"] = httpx2.AsyncClient(
+        transport=httpx2.MockTransport(wire.handle)
+    )
+    from tether.testing import record
+
+    with record(project / "calls.json"):
+        response = await model.agenerate("Say hello")
+    request = wire.requests[0]
+    assert str(request.url) == "https://proxy.test/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {key}"
+    # OpenAI at another address keeps OpenAI's capabilities and prices
+    assert response.cost_usd is not None and "max_completion_tokens" not in wire.sent
+    assert provider.capabilities().vision
+    assert key not in (project / "calls.json").read_text()  # nor in the cassette
+    from tether.tracing.setup import flush
+    from tether.tracing.store import redact
+
+    flush()
+    assert redact(f"Authorization: Bearer {key}") == "Authorization: Bearer [REDACTED]"
+    assert key not in repr(model) and key not in repr(tether.load_settings())
+
+
+def test_a_key_is_never_read_from_or_dumped_into_settings() -> None:
+    from tether.config import ModelConfig
+
+    config = ModelConfig.model_validate({"id": "openai:gpt-4.1", "api_key": "sk-secret-0123456789"})
+    assert "sk-secret" not in json.dumps(config.model_dump(mode="json"))
+    assert "sk-secret" not in repr(config)
+
+
+def test_a_local_model_takes_no_connection_settings() -> None:
+    with pytest.raises(ConfigError, match="takes no base_url; remove them"):
+        tether.model("local:smollm2", base_url="http://127.0.0.1:9/v1")
+
+
+async def test_an_endpoint_alias_keeps_its_compatible_capabilities(project: Any) -> None:
+    (project / "tether.toml").write_text(
+        '[endpoints.lab]\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[models.lab-proxy]\nid = "lab:qwen"\nbase_url = "http://127.0.0.1:8/v1"\n'
+        'api_key_env = "LAB_KEY"\n'
+    )
+    provider = provider_of(tether.model("lab-proxy"))
+    assert provider.compatible and provider.base_url == "http://127.0.0.1:8/v1"
+    assert provider.options["api_key_env"] == "LAB_KEY"
