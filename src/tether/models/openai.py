@@ -330,7 +330,7 @@ class _StreamState:
         events: list[StreamEvent] = []
         for choice in chunk.choices:
             if choice.index:
-                continue  # a stream carries one answer; n > 1 is refused before the call
+                continue  # a stream carries the first answer only (stream() refuses n > 1)
             delta = choice.delta
             if delta.content:
                 events.append(TextDelta(text=delta.content))
