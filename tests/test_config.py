@@ -149,3 +149,51 @@ def test_a_router_default_must_be_one_of_its_routes(project: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert "tether.toml:" in str(info.value) and "one of the routes (a)" in str(info.value)
+
+
+def test_an_alias_carries_provider_options_and_its_connection(project: Path) -> None:
+    write(
+        project / "tether.toml",
+        '[models.proxy]\nid = "openai:gpt-4.1-mini"\nbase_url = "https://proxy.test/v1"\n'
+        'api_key_env = "PROXY_KEY"\n'
+        'params = { provider_options = { openai = { logit_bias = { "50256" = -100 } } } }\n',
+    )
+    alias = load_settings().models["proxy"]
+    assert alias.base_url == "https://proxy.test/v1" and alias.api_key_env == "PROXY_KEY"
+    assert alias.params["provider_options"]["openai"]["logit_bias"] == {"50256": -100}
+
+
+def test_provider_options_for_an_unknown_provider_name_the_line(project: Path) -> None:
+    write(
+        project / "tether.toml",
+        '[models.x]\nid = "local:smollm2"\nparams = { provider_options = { opnai = {} } }\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "tether.toml:3" in str(info.value)
+    assert "'opnai' is none (did you mean 'openai'?)" in str(info.value)
+
+
+def test_an_api_key_in_an_alias_is_refused(project: Path) -> None:
+    write(project / "tether.toml", '[models.x]\nid = "openai:gpt-4.1"\napi_key = "sk-1234"\n')
+    with pytest.raises(
+        ConfigError, match=r"tether\.toml:3: 'models\.x\.api_key' looks like a credential"
+    ):
+        load_settings()
+
+
+def test_an_anthropic_endpoint_declares_how_it_gives_structured_output(project: Path) -> None:
+    from tether.models.anthropic_request import build_params
+    from tether.models.registry import build_provider
+    from tether.types import Message, OutputSchema, Request
+
+    write(
+        project / "tether.toml",
+        '[endpoints.corp]\nprovider = "anthropic"\nbase_url = "http://127.0.0.1:9"\n'
+        'structured_output = "tool"\n',
+    )
+    provider = build_provider("corp:claude-sonnet-4-5", load_settings())
+    output = OutputSchema(name="Answer", schema={"type": "object", "properties": {}})
+    request = Request(messages=[Message.user("hi")], output=output)
+    params = build_params(request, provider.model_name, provider.options)
+    assert params["tool_choice"] == {"type": "tool", "name": "Answer"}  # not output_config

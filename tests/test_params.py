@@ -16,7 +16,10 @@ from tether.models.base import build_request
 from tether.testing import ScriptedModel
 from tether.types import Params, check_params
 
-PARAMS = "temperature, top_p, max_tokens, stop, seed, tool_choice, reasoning_budget, logprobs"
+PARAMS = (
+    "temperature, top_p, max_tokens, stop, seed, tool_choice, reasoning_budget, logprobs, "
+    "user, service_tier, n, cache_control, provider_options"
+)
 
 
 class Answer(BaseModel):
@@ -43,7 +46,7 @@ ENTRY_POINTS: dict[str, tuple[Callable[[ScriptedModel, dict[str, Any]], Any], st
     ),
     "Model.generate(output=)": (
         lambda m, kw: m.generate("hi", output=Answer, **kw),
-        "system, tools, metadata, output, strategy, attempts, bounds",
+        "system, tools, metadata, output, strategy, attempts, bounds, strict",
     ),
     "Model.stream": (lambda m, kw: drain(m.stream("hi", **kw)), "system, tools, metadata"),
     "Model.astream": (
@@ -52,11 +55,11 @@ ENTRY_POINTS: dict[str, tuple[Callable[[ScriptedModel, dict[str, Any]], Any], st
     ),
     "structured.generate": (
         lambda m, kw: tether.structured.generate(m, "hi", Answer, **kw),
-        "system, tools, metadata, output, strategy, attempts, bounds",
+        "system, tools, metadata, output, strategy, attempts, bounds, strict",
     ),
     "structured.stream": (
         lambda m, kw: drain(tether.structured.stream(m, "hi", Answer, **kw)),
-        "system, tools, metadata, output, strategy, bounds",
+        "system, tools, metadata, output, strategy, bounds, strict",
     ),
     "extract": (
         lambda m, kw: tether.extract("hi", Answer, model=m, **kw),

@@ -1,3 +1,7 @@
+import asyncio
+import json
+from pathlib import Path
+
 import pytest
 
 import tether
@@ -5,8 +9,12 @@ from tether.errors import ConfigError, OutputInvalid
 from tether.models.accumulate import Accumulator
 from tether.models.base import build_request
 from tether.types import (
+    DocumentPart,
     FinishEvent,
+    ImagePart,
     Message,
+    Params,
+    Price,
     Request,
     Response,
     TextDelta,
@@ -121,3 +129,135 @@ def test_tool_specs_from_each_shape_store_as_before() -> None:
     # strict unset is left out of the stored form, so recorded requests keep their keys
     assert spec.model_dump() == {"name": "find", "description": "", "parameters": schema}
     assert ToolSpec(name="find", input_schema=schema, strict=False).model_dump()["strict"] is False
+
+
+# -- the stored form stays as it was -------------------------------------------------------
+
+OLD_PARAMS = {
+    "temperature": None, "top_p": None, "max_tokens": 5, "stop": None, "seed": None,
+    "tool_choice": None, "reasoning_budget": None, "logprobs": None,
+}  # fmt: skip
+
+
+def test_a_request_without_the_new_fields_stores_as_before() -> None:
+    request = build_request(
+        [Message.system("be brief"), Message.user("hi")], tools=[{"name": "f"}], max_tokens=5
+    )
+    assert request.model_dump(mode="json") == {
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "be brief"}]},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        ],
+        "tools": [
+            {"name": "f", "description": "", "parameters": {"type": "object", "properties": {}}}
+        ],
+        "params": OLD_PARAMS,
+        "metadata": {},
+        "output": None,
+    }
+
+
+def test_a_cassette_recorded_before_the_new_fields_still_replays(tmp_path: Path) -> None:
+    from tether.models.middleware.cassette import CassetteModel
+    from tether.testing import ScriptedModel, replay
+
+    old = {
+        "interactions": [
+            {
+                "model": "scripted:test",
+                "stream": False,
+                "request": {
+                    "messages": [
+                        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                        {
+                            "role": "assistant",
+                            "content": [
+                                {"type": "tool_call", "id": "c1", "name": "f", "arguments": "{}"},
+                                {"type": "image", "url": "https://example.com/a.png",
+                                 "media_type": "image/png"},
+                            ],
+                        },
+                    ],
+                    "tools": [{"name": "f", "description": "", "parameters": {}}],
+                    "params": OLD_PARAMS,
+                    "metadata": {},
+                },
+                "response": {
+                    "message": {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+                    "finish_reason": "stop",
+                    "usage": {"input_tokens": 1, "output_tokens": 1, "cached_tokens": 0,
+                              "cache_write_tokens": 0, "reasoning_tokens": 0, "estimated": False},
+                    "latency_s": 0.1,
+                    "model": "scripted",
+                },
+            }
+        ]
+    }  # fmt: skip
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    messages = [
+        Message.user("hi"),
+        Message(
+            role="assistant",
+            content=[
+                ToolCallPart(id="c1", name="f"),
+                ImagePart(url="https://example.com/a.png"),
+            ],
+        ),
+    ]
+    request = Request(messages=messages, tools=[ToolSpec(name="f", parameters={})])
+    request = request.model_copy(update={"params": Params(max_tokens=5)})
+    with replay(path):
+        answer = asyncio.run(CassetteModel(ScriptedModel()).request(request))
+    assert answer.text == "ok" and answer.choices == [] and answer.usage.cache_write_1h_tokens == 0
+
+
+def test_new_parts_round_trip_through_json() -> None:
+    message = Message(
+        role="user",
+        content=[
+            {
+                "type": "text",
+                "text": "Read this.",
+                "cache_control": {"type": "ephemeral", "ttl": "1h"},
+            },
+            {"type": "document", "data": "JVBE", "filename": "a.pdf", "citations": True},
+            {"type": "audio", "data": "UklGRg==", "format": "mp3"},
+        ],
+    )
+    again = Message.model_validate_json(message.model_dump_json())
+    assert again == message
+    assert isinstance(again.content[1], DocumentPart) and again.content[1].source == "data"
+    assert message.model_dump()["content"][1] == {
+        "type": "document", "data": "JVBE", "media_type": "application/pdf",
+        "filename": "a.pdf", "citations": True,
+    }  # fmt: skip
+
+
+def test_usage_adds_its_one_hour_writes_and_price_charges_them_apart() -> None:
+    total = Usage(cache_write_tokens=10, cache_write_1h_tokens=4) + Usage(
+        cache_write_tokens=5, cache_write_1h_tokens=5
+    )
+    assert (total.cache_write_tokens, total.cache_write_1h_tokens) == (15, 9)
+    price = Price(input=1.0, output=2.0, cache_write=1.25, cache_write_1h=2.0)
+    usage = Usage(input_tokens=1_000_000, cache_write_tokens=600_000, cache_write_1h_tokens=200_000)
+    assert price.cost(usage) == pytest.approx(0.4 + 400_000 * 1.25 / 1e6 + 0.2 * 2.0)
+    # without a one-hour price, those writes cost what the five-minute ones do
+    assert Price(input=1.0, output=2.0, cache_write=1.25).cost(usage) == pytest.approx(
+        0.4 + 0.6 * 1.25
+    )
+
+
+def test_reasoning_budget_takes_a_count_or_an_effort_word() -> None:
+    from tether.models.reasoning import WORD_BUDGETS, budget_for, effort_for
+    from tether.types import EFFORTS
+
+    assert Params(reasoning_budget="high").reasoning_budget == "high"
+    assert Params(reasoning_budget=2048).reasoning_budget == 2048
+    with pytest.raises(ValueError, match="reasoning_budget"):
+        Params(reasoning_budget="extreme")
+    assert set(WORD_BUDGETS) == set(EFFORTS)
+    assert [effort_for(n) for n in (0, 1, 2048, 2049, 8192, 8193)] == [
+        "minimal", "low", "low", "medium", "medium", "high",
+    ]  # fmt: skip
+    assert budget_for("medium") == 8192 and budget_for(3000) == 3000 and budget_for("none") == 0

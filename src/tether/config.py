@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tether.errors import AuthError, ConfigError
 from tether.types import Bounds, Price, check_params
@@ -26,7 +34,13 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    """An alias: ``[models.NAME]`` gives a name to a model id with its own reliability settings."""
+    """An alias: ``[models.NAME]`` gives a name to a model id with its own reliability settings.
+
+    ``base_url`` sends the provider's API to another address (a proxy, a region) and
+    ``api_key_env`` names the variable holding its key. ``api_key`` itself is only ever an
+    argument to ``tether.model()``: never read from tether.toml, never dumped, and
+    registered for redaction as soon as it is used.
+    """
 
     id: str
     timeout: float | None = Field(default=None, gt=0)
@@ -36,6 +50,9 @@ class ModelConfig(_Strict):
     fallbacks: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
     price: Price | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key: SecretStr | None = Field(default=None, exclude=True)
 
     @field_validator("params")
     @classmethod
@@ -57,6 +74,9 @@ class EndpointConfig(_Strict):
     reasoning: bool | None = None
     vision: bool | None = None
     context_window: int | None = None
+    # Anthropic gateways: structured output as output_config.format or as a forced tool,
+    # where the model's own profile (from its name) would guess wrong.
+    structured_output: Literal["format", "tool"] | None = None
 
 
 class RouterConfig(_Strict):
@@ -285,6 +305,13 @@ def _from_secrets_file(env_var: str, home: Path) -> str:
         f"no API key: set the environment variable {env_var} "
         f'(or add {env_var} = "..." to {secrets_file})'
     )
+
+
+def register_secret(value: str) -> None:
+    """Remember a credential given in code (``tether.model(..., api_key=...)``), so the
+    trace store redacts it as it does those read by ``secret``."""
+    if value:
+        _handed_out.add(value)
 
 
 def secrets_handed_out() -> frozenset[str]:

@@ -9,18 +9,48 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal, TypeAlias
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tether.errors import ConfigError, OutputInvalid
 
-Role = Literal["system", "user", "assistant", "tool"]
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+
+
+def _unset(value: Any) -> bool:
+    return value is None
+
+
+def optional(**constraints: Any) -> Any:
+    """A field that defaults to None and is left out of the stored form while it is None, so
+    requests recorded before the field existed (and their cassette keys) stay as they were."""
+    return Field(default=None, exclude_if=_unset, **constraints)
+
+
+class CacheControl(BaseModel):
+    """A prompt-cache breakpoint: the prompt up to and including the block that carries it is
+    cached. Anthropic's ``cache_control`` as it is: ``ttl`` "5m" (the default) or "1h"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["ephemeral"] = "ephemeral"
+    ttl: Literal["5m", "1h"] | None = optional()
 
 
 class TextPart(BaseModel):
     type: Literal["text"] = "text"
     text: str
+    cache_control: CacheControl | None = optional()
 
 
 class ImagePart(BaseModel):
@@ -30,6 +60,61 @@ class ImagePart(BaseModel):
     url: str | None = None
     data: str | None = None
     media_type: str = "image/png"
+    cache_control: CacheControl | None = optional()
+
+
+DOCUMENT_SOURCES = ("data", "url", "text", "file_id")
+
+
+class DocumentPart(BaseModel):
+    """A document for the model to read, from exactly one source: base64 ``data`` (a PDF,
+    or ``media_type``), a ``url`` to a PDF, plain ``text``, or a ``file_id`` from the
+    provider's Files API. ``filename`` names the file (OpenAI wants one for inline data);
+    ``title``, ``context`` (what the document is, for the model) and ``citations`` are
+    Anthropic's document options. A provider that cannot take a source or an option raises
+    UnsupportedParameter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["document"] = "document"
+    data: str | None = optional()
+    url: str | None = optional()
+    text: str | None = optional()
+    file_id: str | None = optional()
+    media_type: str = "application/pdf"
+    filename: str | None = optional()
+    title: str | None = optional()
+    context: str | None = optional()
+    citations: bool | None = optional()
+    cache_control: CacheControl | None = optional()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DocumentPart:
+        given = [name for name in DOCUMENT_SOURCES if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"a document has exactly one of {', '.join(DOCUMENT_SOURCES)}; "
+                f"this one has {', '.join(given) or 'none'}"
+            )
+        return self
+
+    @property
+    def source(self) -> str:
+        """Which of DOCUMENT_SOURCES holds the document."""
+        return next(name for name in DOCUMENT_SOURCES if getattr(self, name) is not None)
+
+    def features(self) -> set[str]:
+        """The source and the options this document uses, as Capabilities.documents names them."""
+        options = ("filename", "title", "context", "citations")
+        return {self.source, *(name for name in options if getattr(self, name) is not None)}
+
+
+class AudioPart(BaseModel):
+    """Audio for the model to hear: base64 ``data`` in ``format`` wav or mp3."""
+
+    type: Literal["audio"] = "audio"
+    data: str
+    format: Literal["wav", "mp3"] = "wav"
 
 
 class ToolCallPart(BaseModel):
@@ -39,6 +124,7 @@ class ToolCallPart(BaseModel):
     id: str
     name: str
     arguments: str = "{}"
+    cache_control: CacheControl | None = optional()
 
     def args(self) -> dict[str, Any]:
         """The arguments parsed; raises OutputInvalid when the model wrote broken JSON."""
@@ -63,6 +149,7 @@ class ToolResultPart(BaseModel):
     tool_call_id: str
     content: str
     is_error: bool = False
+    cache_control: CacheControl | None = optional()
 
 
 class ReasoningPart(BaseModel):
@@ -76,9 +163,10 @@ class ReasoningPart(BaseModel):
 
 
 Part: TypeAlias = Annotated[
-    TextPart | ImagePart | ToolCallPart | ToolResultPart | ReasoningPart,
+    TextPart | ImagePart | DocumentPart | AudioPart | ToolCallPart | ToolResultPart | ReasoningPart,
     Field(discriminator="type"),
 ]
+CACHEABLE = (TextPart, ImagePart, DocumentPart, ToolCallPart, ToolResultPart)
 
 
 class Message(BaseModel):
@@ -86,12 +174,19 @@ class Message(BaseModel):
     content: list[Part] = Field(default_factory=list)
 
     @classmethod
-    def system(cls, text: str) -> Message:
-        return cls(role="system", content=[TextPart(text=text)])
+    def system(cls, text: str, *, cache_control: CacheControl | None = None) -> Message:
+        """System instructions; ``cache_control`` marks them as a prompt-cache breakpoint."""
+        return cls(role="system", content=[TextPart(text=text, cache_control=cache_control)])
 
     @classmethod
-    def user(cls, text: str) -> Message:
-        return cls(role="user", content=[TextPart(text=text)])
+    def developer(cls, text: str) -> Message:
+        """Instructions in OpenAI's ``developer`` role; providers without it read them as
+        system instructions."""
+        return cls(role="developer", content=[TextPart(text=text)])
+
+    @classmethod
+    def user(cls, text: str, *, cache_control: CacheControl | None = None) -> Message:
+        return cls(role="user", content=[TextPart(text=text, cache_control=cache_control)])
 
     @classmethod
     def assistant(cls, text: str) -> Message:
@@ -112,12 +207,15 @@ class Message(BaseModel):
 
 
 TOOL_SHAPES = (
-    "tether's {name, description, parameters, strict}, OpenAI Chat Completions' "
-    "{type: 'function', function: {name, description, parameters, strict}}, OpenAI Responses' "
-    "{type: 'function', name, description, parameters, strict} or Anthropic's "
-    "{name, description, input_schema, strict}"
+    "tether's {name, description, parameters}, OpenAI Chat Completions' "
+    "{type: 'function', function: {name, description, parameters}}, OpenAI Responses' "
+    "{type: 'function', name, description, parameters} or Anthropic's "
+    "{name, description, input_schema}, each with strict, defer_loading and cache_control "
+    "optional"
 )
-TOOL_FIELDS = frozenset({"name", "description", "parameters", "strict"})
+TOOL_FIELDS = frozenset(
+    {"name", "description", "parameters", "strict", "defer_loading", "cache_control"}
+)
 
 
 class ToolSpec(BaseModel):
@@ -128,6 +226,8 @@ class ToolSpec(BaseModel):
     than becoming a tool without parameters. ``strict`` asks the provider to hold the
     arguments to the schema (OpenAI's function.strict, Anthropic's tool strict), which must
     then meet that provider's strict-mode rules; None leaves the provider's default.
+    ``defer_loading`` keeps the tool out of the prompt until the model finds it by searching
+    (Anthropic's tool search); ``cache_control`` marks a prompt-cache breakpoint after it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -136,12 +236,19 @@ class ToolSpec(BaseModel):
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     # Left out of the stored form when unset, so requests (and cassette keys) stay as they were.
-    strict: bool | None = Field(default=None, exclude_if=lambda value: value is None)
+    strict: bool | None = optional()
+    defer_loading: bool | None = optional()
+    cache_control: CacheControl | None = optional()
 
     @model_validator(mode="before")
     @classmethod
     def _provider_shapes(cls, data: Any) -> Any:
         return _tool_fields(data) if isinstance(data, dict) else data
+
+    def options(self) -> set[str]:
+        """The options this tool sets, as Capabilities.tool_options names them."""
+        names = ("strict", "defer_loading", "cache_control")
+        return {name for name in names if getattr(self, name)}
 
 
 def _tool_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -159,12 +266,28 @@ def _tool_fields(data: dict[str, Any]) -> dict[str, Any]:
     raise ConfigError(f"a tool must be {TOOL_SHAPES}; this one has the keys {sorted(data)}")
 
 
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+EFFORTS: tuple[str, ...] = get_args(Effort)
+
+
+@cache
+def installed_providers() -> frozenset[str]:
+    """The provider names registered under the entry-point group ``tether.providers``."""
+    return frozenset(ep.name for ep in entry_points(group="tether.providers"))
+
+
 class Params(BaseModel):
     """Generation parameters common to every provider.
 
     ``tool_choice`` is ``"auto"``, ``"none"``, ``"required"`` or the name of one tool.
-    ``reasoning_budget`` is a token budget for thinking; it maps to OpenAI's reasoning effort
-    and to Anthropic's thinking budget. A provider that cannot honour a parameter that is set
+    ``reasoning_budget`` is how much the model may think: a token budget, or an effort word
+    (EFFORTS); each provider takes the form it has and maps the other (tether.models.reasoning).
+    ``user`` names the end user (for the provider's abuse checks), ``service_tier`` picks the
+    provider's capacity tier in its own words, ``n`` asks for several answers
+    (Response.choices), ``cache_control`` asks the provider to cache the prompt up to its
+    last block. ``provider_options`` holds anything else a provider's API takes, keyed by
+    provider name: each provider merges only its own into its SDK call, so a fallback chain
+    across providers stays valid. A provider that cannot honour a parameter that is set
     raises UnsupportedParameter rather than dropping it.
     """
 
@@ -176,9 +299,26 @@ class Params(BaseModel):
     stop: list[str] | None = None
     seed: int | None = None
     tool_choice: str | None = None
-    reasoning_budget: int | None = Field(default=None, ge=0)
+    reasoning_budget: Annotated[int, Field(ge=0)] | Effort | None = None
     logprobs: int | None = Field(default=None, ge=0, le=20)
     """Return each output token's log-probability, with this many top alternatives (0: none)."""
+    user: str | None = optional(min_length=1)
+    service_tier: str | None = optional(min_length=1)
+    n: int | None = optional(ge=1, le=128)
+    cache_control: CacheControl | None = optional()
+    provider_options: dict[str, dict[str, Any]] | None = optional()
+
+    @field_validator("provider_options")
+    @classmethod
+    def _known_providers(cls, value: dict[str, dict[str, Any]] | None) -> Any:
+        known = installed_providers()
+        for name in value or {}:
+            if name not in known:
+                raise ValueError(
+                    f"provider_options are keyed by provider name, and {name!r} is none"
+                    f"{did_you_mean(name, sorted(known))}; installed: {', '.join(sorted(known))}"
+                )
+        return value
 
     def set_fields(self) -> dict[str, Any]:
         """The parameters the caller actually set."""
@@ -279,8 +419,10 @@ class OutputSchema(BaseModel):
     OpenAI's json_schema response format, Anthropic's JSON output or forced tool), ``grammar``
     (constrained decoding, llama.cpp), or None for whichever the provider has. A provider
     without the one asked for raises UnsupportedParameter. The answer's JSON comes back as the
-    Response's text. ``strict`` asks OpenAI for strict schema adherence; ``description`` tells
-    the model what the object is for; ``bounds`` apply under a grammar.
+    Response's text. ``strict`` asks for strict schema adherence (OpenAI's strict json_schema,
+    Anthropic's output_config.format); off, OpenAI gets a non-strict json_schema and Anthropic
+    the forced tool, for schemas outside strict mode's rules. ``description`` tells the model
+    what the object is for; ``bounds`` apply under a grammar.
     """
 
     name: str
@@ -305,7 +447,8 @@ class Usage(BaseModel):
     """Token counts for one call.
 
     ``input_tokens`` counts every prompt token, including ``cached_tokens`` (read from the
-    provider's prompt cache) and ``cache_write_tokens`` (written to it). ``output_tokens``
+    provider's prompt cache) and ``cache_write_tokens`` (written to it; of those,
+    ``cache_write_1h_tokens`` went to a one-hour cache, which costs more). ``output_tokens``
     includes ``reasoning_tokens``. ``estimated`` is set when the provider reported no usage
     (some OpenAI-compatible servers send none in streams) and tether counted instead.
     """
@@ -314,6 +457,7 @@ class Usage(BaseModel):
     output_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
     estimated: bool = False
 
@@ -323,13 +467,15 @@ class Usage(BaseModel):
             output_tokens=self.output_tokens + other.output_tokens,
             cached_tokens=self.cached_tokens + other.cached_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             estimated=self.estimated or other.estimated,
         )
 
 
 class Price(BaseModel):
-    """USD per million tokens. ``cached``/``cache_write`` default to the input price."""
+    """USD per million tokens. ``cached`` and ``cache_write`` (5-minute cache) default to the
+    input price, ``cache_write_1h`` (one-hour cache) to ``cache_write``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -337,15 +483,19 @@ class Price(BaseModel):
     output: float
     cached: float | None = None
     cache_write: float | None = None
+    cache_write_1h: float | None = None
 
     def cost(self, usage: Usage) -> float:
         cached = self.input if self.cached is None else self.cached
         write = self.input if self.cache_write is None else self.cache_write
+        write_1h = write if self.cache_write_1h is None else self.cache_write_1h
+        long_writes = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
         fresh = max(usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens, 0)
         total = (
             fresh * self.input
             + usage.cached_tokens * cached
-            + usage.cache_write_tokens * write
+            + (usage.cache_write_tokens - long_writes) * write
+            + long_writes * write_1h
             + usage.output_tokens * self.output
         )
         return total / 1_000_000
@@ -364,7 +514,19 @@ class TokenLogprob(BaseModel):
     top: list[tuple[str, float]] = Field(default_factory=list)
 
 
+class Choice(BaseModel):
+    """One of the answers asked for with ``Params.n``."""
+
+    message: Message
+    finish_reason: FinishReason = "stop"
+    logprobs: list[TokenLogprob] | None = None
+
+
 class Response(BaseModel):
+    """The answer. With ``Params.n`` above 1, ``choices`` holds every answer in the
+    provider's order, and ``message``, ``finish_reason`` and ``logprobs`` are the first's;
+    ``usage`` and the cost cover them all."""
+
     message: Message
     finish_reason: FinishReason = "stop"
     usage: Usage = Field(default_factory=Usage)
@@ -373,6 +535,7 @@ class Response(BaseModel):
     model: str = ""
     provider_id: str | None = None
     logprobs: list[TokenLogprob] | None = None  # when Params.logprobs was set
+    choices: list[Choice] = Field(default_factory=list)
 
     @property
     def text(self) -> str:

@@ -98,10 +98,12 @@ class FakeAnthropic:
         self.check = check
         self.bodies: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.headers: list[httpx2.Headers] = []
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         assert request.url.path in ("/v1/messages", "/v1/messages/count_tokens")
         self.paths.append(request.url.path)
+        self.headers.append(request.headers)
         sent_key = request.headers.get("x-api-key") or request.headers.get("authorization")
         assert sent_key in (KEY, f"Bearer {KEY}")
         body = json.loads(request.content)
@@ -113,13 +115,13 @@ class FakeAnthropic:
             raise reply
         return reply
 
-    def provider(self, **options: Any) -> AnthropicProvider:
+    def provider(self, name: str = MODEL, **options: Any) -> AnthropicProvider:
         client = httpx2.AsyncClient(transport=httpx2.MockTransport(self))
         options = {"http_client": client, "base_url": BASE_URL, **options}
-        return AnthropicProvider(MODEL, options)
+        return AnthropicProvider(name, options)
 
-    def model(self, **options: Any) -> ProviderModel:
-        return ProviderModel(self.provider(**options))
+    def model(self, name: str = MODEL, **options: Any) -> ProviderModel:
+        return ProviderModel(self.provider(name, **options))
 
 
 @pytest.fixture(autouse=True)
@@ -503,9 +505,9 @@ async def test_output_is_a_forced_tool(fake: Callable[..., FakeAnthropic]) -> No
     def check(body: dict[str, Any]) -> None:
         assert body["tools"] == [OUTPUT_TOOL]
         assert body["tool_choice"] == {"type": "tool", "name": "WeatherReport"}
-        assert "thinking" not in body
+        assert "thinking" not in body and "output_config" not in body
 
-    model = fake(json_reply("message_output.json"), check=check).model()
+    model = fake(json_reply("message_output.json"), check=check).model(structured_output="tool")
     response = await model.request(report_request())
     assert response.text == REPORT_JSON  # the JSON, as OpenAI's and local models give it
     assert response.message.content == [TextPart(text=REPORT_JSON)]
@@ -515,7 +517,8 @@ async def test_output_is_a_forced_tool(fake: Callable[..., FakeAnthropic]) -> No
 
 
 async def test_streamed_output_matches_plain(fake: Callable[..., FakeAnthropic]) -> None:
-    model = fake(json_reply("message_output.json"), sse_reply("stream_output.sse")).model()
+    endpoint = fake(json_reply("message_output.json"), sse_reply("stream_output.sse"))
+    model = endpoint.model(structured_output="tool")
     plain = await model.request(report_request())
     events = await collect(model.request_stream(report_request()))
     pieces = [e.text for e in events if isinstance(e, TextDelta)]
@@ -538,7 +541,7 @@ async def test_structured_generate_through_the_adapter(
         assert body["tool_choice"] == {"type": "tool", "name": "WeatherReport"}
         assert body.get("stream", False) is stream
 
-    provider_model = fake(reply, check=check).model()
+    provider_model = fake(reply, check=check).model(structured_output="tool")
     model = Streamed(provider_model) if stream else provider_model
     report = await tether.structured.agenerate(
         model, "Weather in San José?", WeatherReport, strategy="native"
@@ -571,7 +574,7 @@ async def test_output_keeps_other_tools_as_tool_calls(fake: Callable[..., FakeAn
         assert body["tools"] == [weather, OUTPUT_TOOL]
         assert body["tool_choice"] == {"type": "tool", "name": "WeatherReport"}
 
-    model = fake(json_reply("message_tool_use.json"), check=check).model()
+    model = fake(json_reply("message_tool_use.json"), check=check).model(structured_output="tool")
     response = await model.request(report_request(tools=[WEATHER]))
     [call] = response.tool_calls  # get_weather is not the output tool: it stays a call
     assert call.name == "get_weather"
@@ -591,11 +594,13 @@ def test_output_tool_response_mapping() -> None:
     assert len(as_call.tool_calls) == 1 and as_call.finish_reason == "tool_calls"
 
 
-async def test_output_with_thinking_is_unsupported(fake: Callable[..., FakeAnthropic]) -> None:
+async def test_output_with_thinking_is_unsupported_as_a_forced_tool(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
     request = report_request(params=Params(reasoning_budget=2048))
     with pytest.raises(errors.UnsupportedParameter, match="cannot force a tool while thinking"):
-        build_params(request, MODEL)
-    model = fake().model()  # nothing is sent
+        build_params(request, MODEL, {"structured_output": "tool"})
+    model = fake().model(structured_output="tool")  # nothing is sent
     with pytest.raises(errors.UnsupportedParameter, match="strategy='repair'"):
         await tether.structured.agenerate(
             model, "hi", WeatherReport, strategy="native", reasoning_budget=2048
@@ -610,7 +615,7 @@ async def test_auto_strategy_with_thinking_falls_back_to_repair(
         assert "JSON schema" in body["system"]
         assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
 
-    model = fake(json_reply("message_thinking.json"), check=check).model()
+    model = fake(json_reply("message_thinking.json"), check=check).model(structured_output="tool")
     with (
         pytest.warns(
             UserWarning,
@@ -627,12 +632,17 @@ def test_output_name_clashing_with_a_tool_is_unsupported() -> None:
     output = OutputSchema(name="get_weather", schema=WeatherReport.model_json_schema())
     request = Request(messages=[Message.user("hi")], tools=[WEATHER], output=output)
     with pytest.raises(errors.UnsupportedParameter, match="rename one"):
-        build_params(request, MODEL)
+        build_params(request, MODEL, {"structured_output": "tool"})
 
 
 @pytest.mark.parametrize(
     ("options", "native"),
-    [({}, True), ({"json_schema": False}, False), ({"tools": False}, False)],
+    [
+        ({}, True),
+        ({"json_schema": False}, False),
+        ({"tools": False}, True),  # output_config.format needs no tools
+        ({"tools": False, "structured_output": "tool"}, False),
+    ],
 )
 async def test_json_schema_capability(
     fake: Callable[..., FakeAnthropic], options: dict[str, Any], native: bool
@@ -1144,5 +1154,6 @@ async def test_classify_through_the_forced_tool_reports_its_own_confidence(
         assert labels == ["card_lost", "refund"]
 
     endpoint = fake(httpx2.Response(200, json=body), check=check)
-    result = await aclassify("money back please", ["card_lost", "refund"], model=endpoint.model())
+    model = endpoint.model(structured_output="tool")
+    result = await aclassify("money back please", ["card_lost", "refund"], model=model)
     assert (result.label, result.confidence, result.source) == ("refund", 0.72, "self-reported")

@@ -13,16 +13,20 @@ import pytest
 import tether
 from tether.config import load_settings
 from tether.errors import ConfigError, ContextTooLong, ModelFileError, UnsupportedParameter
+from tether.models.base import build_request
 from tether.models.local import EMBEDDED, LOOP, LocalProvider, _loaded, resolve_path
 from tether.models.registry import build_provider
 from tether.models.repetition import is_looping
 from tether.types import (
+    AudioPart,
+    DocumentPart,
     Message,
     OutputSchema,
     Params,
     Request,
     ResponseEvent,
     TextDelta,
+    TextPart,
     ToolSpec,
     UsageEvent,
 )
@@ -360,3 +364,59 @@ def test_closing_a_stream_stops_its_generation_at_once() -> None:
     events.close()  # type: ignore[attr-defined]
     llama = LocalProvider("smollm2").model().llama
     assert llama.last_completion_tokens < 20  # the model is free again, 980 tokens early
+
+
+# -- what a local model can and cannot honour of the provider-specific fields ---------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"user": "u1"}, "serves no end users"),
+        ({"service_tier": "auto"}, "no service tiers"),
+        ({"n": 2}, "one answer per call"),
+        ({"reasoning_budget": "high"}, "no reasoning budget"),
+        ({"tools": [{**WEATHER, "defer_loading": True}], "tool_choice": "get_weather"},
+         "loads every tool up front"),
+    ],
+)  # fmt: skip
+def test_what_a_local_model_cannot_honour_is_refused(kwargs: dict[str, object], says: str) -> None:
+    with pytest.raises(UnsupportedParameter, match=says):
+        tether.model("local:smollm2").generate("hi", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("part", "says"),
+    [
+        (DocumentPart(text="The grass is green."), "reads text only; put the document's text"),
+        (AudioPart(data="UklGRg=="), "send a transcript"),
+    ],
+)
+def test_documents_and_audio_are_refused(part: object, says: str) -> None:
+    message = Message(role="user", content=[part, TextPart(text="What does it say?")])
+    with pytest.raises(UnsupportedParameter, match=says):
+        tether.model("local:smollm2").generate(message)
+
+
+def test_developer_messages_cache_marks_and_local_options_reach_llama_cpp() -> None:
+    from tether.models.local import LocalProvider
+
+    request = build_request(
+        [Message.developer("Answer in one word."), Message.user("Sky colour?")],
+        cache_control={"type": "ephemeral"},
+        provider_options={"local": {"top_k": 1, "repeat_penalty": 1.3}, "openai": {"n": 2}},
+        max_tokens=8,
+    )
+    args = LocalProvider("smollm2")._arguments(request)
+    assert args["messages"][0] == {"role": "system", "content": "Answer in one word."}
+    assert (args["top_k"], args["repeat_penalty"]) == (1, 1.3)
+    assert "n" not in args
+    response = tether.model("local:smollm2").request(request)
+    assert asyncio.run(response).text
+
+
+def test_a_misspelt_local_option_names_the_valid_ones() -> None:
+    from tether.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"takes no top_kk; it takes: messages,.*top_k"):
+        tether.model("local:smollm2").generate("hi", provider_options={"local": {"top_kk": 1}})

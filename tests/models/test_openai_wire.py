@@ -272,7 +272,7 @@ async def test_each_providers_tool_shape_is_sent_as_a_function(
 @pytest.mark.parametrize(
     "tool",
     [
-        {"name": "get_weather", "input_schema": WEATHER_SCHEMA, "cache_control": {"type": "x"}},
+        {"name": "get_weather", "input_schema": WEATHER_SCHEMA, "input_examples": [{}]},
         {"type": "web_search_20250305", "name": "web_search"},
         {"type": "function", "function": {"name": "f"}, "strict": True},
         {"name": "f", "parameters": {}, "input_schema": {}},

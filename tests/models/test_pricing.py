@@ -47,3 +47,16 @@ def test_a_neighbours_price_is_never_borrowed() -> None:
         assert price_for(unlisted) is None, unlisted
     assert price_for("anthropic:claude-3-5-haiku-latest") == price_for("anthropic:claude-3-5-haiku")
     assert price_for("openai:gpt-4o-2024-08-06") == price_for("openai:gpt-4o")
+
+
+def test_anthropic_one_hour_cache_writes_have_their_own_price() -> None:
+    from tether.models.pricing import table
+
+    for name, entry in table()["anthropic"].items():
+        assert entry["cache_write_1h"] == pytest.approx(2 * entry["input"]), name
+    price = price_for("anthropic:claude-haiku-4-5")
+    assert price is not None
+    usage = Usage(
+        input_tokens=1_000_000, cache_write_tokens=1_000_000, cache_write_1h_tokens=250_000
+    )
+    assert price.cost(usage) == pytest.approx(0.75 * 1.25 + 0.25 * 2.0)

@@ -74,7 +74,9 @@ def hosted(kind: str, sent: list[dict[str, Any]]) -> Model:
         options = {"base_url": "http://box.test/v1", "endpoint": "box", "http_client": client}
         return ProviderModel(OpenAIProvider("any", options))
     options = {"http_client": client, "base_url": "https://api.anthropic.test"}
-    return ProviderModel(AnthropicProvider("claude-sonnet-4-5", options))
+    # Claude 4.5 has JSON output (output_config.format); Claude 4.0 only the forced tool
+    name = "claude-sonnet-4-0" if kind == "anthropic 4.0" else "claude-sonnet-4-5"
+    return ProviderModel(AnthropicProvider(name, options))
 
 
 # (provider, strategy) -> what must happen: the mechanism used, or the error's words
@@ -87,10 +89,12 @@ HOSTED = {
     ("endpoint", "grammar"): "json_schema = true",
     ("endpoint", "auto"): "prompt",  # with a warning: nothing to constrain with
     ("endpoint", "repair"): "prompt",
-    ("anthropic", "native"): "forced tool",
-    ("anthropic", "auto"): "forced tool",
+    ("anthropic", "native"): "output_config.format",
+    ("anthropic", "auto"): "output_config.format",
     ("anthropic", "grammar"): "grammar-constrained decoding is for local",
     ("anthropic", "repair"): "prompt",
+    ("anthropic 4.0", "native"): "forced tool",
+    ("anthropic 4.0", "auto"): "forced tool",
 }
 
 
@@ -99,6 +103,8 @@ def mechanism(body: dict[str, Any]) -> str:
         return str(body["response_format"]["type"])
     if (body.get("tool_choice") or {}).get("type") == "tool":
         return "forced tool"
+    if "format" in body.get("output_config", {}):
+        return "output_config.format"
     return "prompt"
 
 
@@ -108,7 +114,7 @@ async def test_hosted_providers(kind: str, strategy: str, keys: None) -> None:
     sent: list[dict[str, Any]] = []
     model = hosted(kind, sent)
     expected = HOSTED[(kind, strategy)]
-    if expected in ("json_schema", "forced tool", "prompt"):
+    if expected in ("json_schema", "forced tool", "output_config.format", "prompt"):
         city = await tether.structured.agenerate(model, PROMPT, City, strategy=strategy)  # type: ignore[arg-type]
         assert city == City(**ANSWER)
         assert [mechanism(body) for body in sent] == [expected]

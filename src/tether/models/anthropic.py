@@ -1,11 +1,13 @@
 """The Anthropic Messages API adapter, over the official ``anthropic`` SDK.
 
 The SDK is imported lazily (``import anthropic`` is slow and ``import tether`` must not be).
-Requests map in ``build_params``, responses in ``to_response``, stream events in
-``_StreamState``, and every SDK or transport failure in ``map_error``: one place each.
+Requests map in ``build_params`` (tether.models.anthropic_request), responses in
+``to_response``, stream events in ``_StreamState``, and every SDK or transport failure in
+``map_error``: one place each.
 
-Structured output (``Request.output``) is Anthropic's forced tool use: the schema becomes a
-tool the model must call, and that call's input comes back as the Response's text (the JSON),
+Structured output (``Request.output``) is Anthropic's JSON output (output_config.format),
+whose answer is the text, or on models without it a forced tool: the schema becomes a tool
+the model must call, and that call's input comes back as the Response's text (the JSON),
 with finish reason "stop", as OpenAI's and local models' constrained answers do.
 """
 
@@ -29,17 +31,16 @@ from tether.errors import (
     RateLimited,
     Timeout,
     Unavailable,
-    UnsupportedParameter,
 )
+from tether.models.anthropic_request import build_params, output_tool, profile, wire_messages
 from tether.models.base import Capabilities, Provider
 from tether.models.http import retry_after
 from tether.models.reading import malformed, reading
 from tether.types import (
+    EFFORTS,
     FinishEvent,
     FinishReason,
-    ImagePart,
     Message,
-    OutputSchema,
     Part,
     ReasoningDelta,
     ReasoningPart,
@@ -50,7 +51,6 @@ from tether.types import (
     TextPart,
     ToolCallDelta,
     ToolCallPart,
-    ToolResultPart,
     Usage,
     UsageEvent,
 )
@@ -60,8 +60,6 @@ if TYPE_CHECKING:
     from anthropic.types import Message as WireMessage
     from anthropic.types import RawContentBlockDelta, RawMessageStreamEvent
 
-DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; this is the default when unset
-MIN_THINKING_BUDGET = 1024  # the API rejects smaller thinking budgets
 CONTEXT_WINDOW = 200_000
 # The SDK 2.x sends anthropic-version 2026-10-21, which answers 400 to any sampling parameter
 # (even at its default), and the SDK no longer accepts them; say so before the call.
@@ -71,9 +69,10 @@ _NO_SAMPLING = (
 )
 
 MALFORMED_HINT = "if it goes on, report it with the excerpt: the API's payloads may have changed"
-OUTPUT_TOOL_DESCRIPTION = "Give the answer as this tool's input."
-
-_TOOL_CHOICE = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
+SERVICE_TIERS = frozenset({"auto", "standard_only"})
+DOCUMENTS = frozenset(
+    {"data", "url", "text", "file_id", "filename", "title", "context", "citations"}
+)
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -86,14 +85,16 @@ _FINISH: dict[str, FinishReason] = {
 
 
 class AnthropicProvider(Provider):
-    """Claude models through the Messages API. Options: base_url, api_key_env, http_client,
-    context_window, and tools, reasoning, vision, json_schema (an endpoint declaring less)."""
+    """Claude models through the Messages API. Options: base_url, api_key, api_key_env,
+    http_client, context_window, structured_output ("format" or "tool", where the model's
+    profile guesses wrong), and tools, reasoning, vision, json_schema (an endpoint
+    declaring less)."""
 
     name: ClassVar[str] = "anthropic"
 
     def __init__(self, model_name: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(model_name, options)
-        self.api_key_env: str = self.options.get("api_key_env", "ANTHROPIC_API_KEY")
+        self.api_key_env: str = self.options.get("api_key_env") or "ANTHROPIC_API_KEY"
         # httpx2 async pools belong to the loop that made them, so one client per loop.
         self._clients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, anthropic.AsyncAnthropic
@@ -101,17 +102,25 @@ class AnthropicProvider(Provider):
 
     def capabilities(self) -> Capabilities:
         # An endpoint (a gateway speaking the Messages API) may declare less than Anthropic.
+        model = profile(self.model_name)
         tools = bool(self.options.get("tools", True))
-        # Structured output is a forced tool, so an endpoint without tools has none.
-        json_schema = bool(self.options.get("json_schema", tools))
+        chosen = self.options.get("structured_output")
+        formats = chosen == "format" or (chosen is None and model.json_output)
+        # Structured output is output_config.format or a forced tool: one of them is needed.
+        json_schema = bool(self.options.get("json_schema", tools or formats))
+        own = {"max_tokens", "stop", "user", "service_tier", "cache_control", "provider_options"}
+        adaptive = "adaptive" in model.thinking
+        tool_options = {"defer_loading", "cache_control"} | ({"strict"} if formats else set())
         return Capabilities(
-            params=frozenset(
-                {"max_tokens", "stop", "tool_choice"} if tools else {"max_tokens", "stop"}
-            ),
+            params=frozenset(own | {"tool_choice"} if tools else own),
             tools=tools,
             tool_choice=frozenset({"auto", "none", "required", "named"}),
+            tool_options=frozenset(tool_options),
             reasoning=bool(self.options.get("reasoning", True)),
+            efforts=(model.efforts | {"none"}) if adaptive else frozenset(EFFORTS),
             vision=bool(self.options.get("vision", True)),
+            documents=DOCUMENTS,
+            service_tiers=SERVICE_TIERS,
             structured=frozenset({"native"} if json_schema else ()),
             context_window=int(self.options.get("context_window", CONTEXT_WINDOW)),
             notes={
@@ -120,6 +129,11 @@ class AnthropicProvider(Provider):
                 "seed": "Anthropic's Messages API has no seed parameter; remove seed",
                 "temperature": _NO_SAMPLING,
                 "top_p": _NO_SAMPLING,
+                "n": "Anthropic's Messages API gives one answer per call; make n calls",
+                "strict": f"{self.model_name} has no strict tool use (Claude 4.5 and later "
+                "have it; an endpoint declares it with structured_output = 'format'); drop "
+                "strict",
+                "audio": "Anthropic's Messages API takes no audio; send a transcript as text",
             },
         )
 
@@ -129,14 +143,8 @@ class AnthropicProvider(Provider):
         if client is None:
             import anthropic
 
-            try:
-                key = secret(self.api_key_env, self.options.get("home"))
-            except AuthError as exc:
-                raise AuthError(
-                    f"{self.model_id}: {exc}", model=self.model_id, provider=self.name
-                ) from exc
             client = anthropic.AsyncAnthropic(
-                api_key=key,
+                api_key=self._key(),
                 base_url=self.options.get("base_url"),
                 max_retries=0,  # retries belong to tether's retry middleware
                 http_client=self.options.get("http_client"),
@@ -145,10 +153,20 @@ class AnthropicProvider(Provider):
             self._clients[loop] = client
         return client
 
+    def _key(self) -> str:
+        if key := self.options.get("api_key"):
+            return str(key)
+        try:
+            return secret(self.api_key_env, self.options.get("home"))
+        except AuthError as exc:
+            raise AuthError(
+                f"{self.model_id}: {exc}", model=self.model_id, provider=self.name
+            ) from exc
+
     async def request(self, request: Request) -> Response:
         from anthropic.types import Message as WireMessage
 
-        params = build_params(request, self.model_name)
+        params = build_params(request, self.model_name, self.options)
         try:
             message = await self._client().messages.create(**params)
         except failures() as exc:
@@ -158,11 +176,11 @@ class AnthropicProvider(Provider):
         with reading(message, model=self.model_id, provider=self.name, hint=MALFORMED_HINT):
             if not isinstance(message, WireMessage):
                 raise TypeError(f"expected a Message, got {type(message).__name__}")
-            return to_response(message, self.model_id, output=_output_name(request))
+            return to_response(message, self.model_id, output=output_tool(request, params))
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        params = build_params(request, self.model_name)
-        state = _StreamState(output=_output_name(request))
+        params = build_params(request, self.model_name, self.options)
+        state = _StreamState(output=output_tool(request, params))
         try:
             events = await self._client().messages.create(**params, stream=True)
             async with events:
@@ -183,7 +201,7 @@ class AnthropicProvider(Provider):
     async def count_tokens(self, messages: list[Message]) -> int | None:
         """Anthropic's count endpoint: the exact input tokens of these messages (free of charge,
         rate-limited apart from generation)."""
-        system, wire = _wire_messages(messages)
+        system, wire = wire_messages(messages)
         args: dict[str, Any] = {"model": self.model_name, "messages": wire}
         if system:
             args["system"] = system
@@ -200,138 +218,6 @@ class AnthropicProvider(Provider):
         client = clients.get(asyncio.get_running_loop())
         if client is not None and "http_client" not in self.options:
             await client.close()
-
-
-# -- request -------------------------------------------------------------------------------
-
-
-def build_params(request: Request, model_name: str) -> dict[str, Any]:
-    """The Messages API arguments for a Request, checked before any call.
-
-    Raises UnsupportedParameter for a thinking budget Anthropic would refuse (or thinking
-    with structured output, which forces a tool), and OutputInvalid for a past tool call
-    whose arguments are not a JSON object.
-    """
-    p = request.params
-    budget = p.reasoning_budget or 0  # 0 means no thinking
-    default = DEFAULT_MAX_TOKENS + budget if budget else DEFAULT_MAX_TOKENS
-    max_tokens = p.max_tokens or default
-    system, messages = _wire_messages(request.messages)
-    params: dict[str, Any] = {"model": model_name, "max_tokens": max_tokens, "messages": messages}
-    if system:
-        params["system"] = system
-    if p.stop:
-        params["stop_sequences"] = list(p.stop)
-    tools = [
-        {"name": t.name, "description": t.description, "input_schema": t.parameters}
-        | ({"strict": t.strict} if t.strict is not None else {})
-        for t in request.tools
-    ]
-    if p.tool_choice is not None:
-        named = {"type": "tool", "name": p.tool_choice}
-        params["tool_choice"] = _TOOL_CHOICE.get(p.tool_choice, named)
-    if request.output is not None:
-        tools.append(_output_tool(request.output, request, budget))
-        params["tool_choice"] = {"type": "tool", "name": request.output.name}
-    if tools:
-        params["tools"] = tools
-    if budget:
-        _check_thinking(budget, max_tokens, request)
-        params["thinking"] = {"type": "enabled", "budget_tokens": budget}
-    return params
-
-
-def _output_tool(output: OutputSchema, request: Request, budget: int) -> dict[str, Any]:
-    """The tool whose forced call carries a structured answer (Anthropic's JSON mode)."""
-    name = output.name
-    if budget:
-        raise UnsupportedParameter(
-            "Anthropic cannot force a tool while thinking, and structured output forces one; "
-            "drop reasoning_budget, or use strategy='repair'"
-        )
-    if name in {t.name for t in request.tools}:
-        raise UnsupportedParameter(
-            f"the output schema's name {name!r} is also a tool's name; rename one of them"
-        )
-    return {
-        "name": name,
-        "description": output.description or OUTPUT_TOOL_DESCRIPTION,
-        "input_schema": output.schema_,
-    }
-
-
-def _output_name(request: Request) -> str | None:
-    return request.output.name if request.output is not None else None
-
-
-def _check_thinking(budget: int, max_tokens: int, request: Request) -> None:
-    """Anthropic's rules for extended thinking, checked here so the error says what to set."""
-    if budget < MIN_THINKING_BUDGET:
-        raise UnsupportedParameter(
-            f"reasoning_budget={budget} is below Anthropic's minimum thinking budget of "
-            f"{MIN_THINKING_BUDGET} tokens; set reasoning_budget >= {MIN_THINKING_BUDGET}, "
-            "or 0 for no thinking"
-        )
-    if budget >= max_tokens:
-        raise UnsupportedParameter(
-            f"reasoning_budget={budget} must be less than max_tokens={max_tokens} on Anthropic; "
-            f"set max_tokens above {budget} (e.g. {budget + DEFAULT_MAX_TOKENS}) or lower "
-            "reasoning_budget"
-        )
-    if request.params.tool_choice not in (None, "auto", "none"):
-        raise UnsupportedParameter(
-            "Anthropic cannot force a tool while thinking; use tool_choice 'auto' or 'none', "
-            "or drop reasoning_budget"
-        )
-
-
-def _wire_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
-    """System text apart; tool results go in user turns; consecutive same-role turns merge."""
-    system: list[str] = []
-    wire: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == "system":
-            system.append(message.text)
-            continue
-        role = "assistant" if message.role == "assistant" else "user"
-        blocks = [b for b in (_block(part) for part in message.content) if b is not None]
-        if not blocks:
-            continue
-        if wire and wire[-1]["role"] == role:
-            wire[-1]["content"].extend(blocks)
-        else:
-            wire.append({"role": role, "content": blocks})
-    for turn in wire:
-        # The API wants a user turn's tool results before anything else in it.
-        turn["content"].sort(key=lambda b: b["type"] != "tool_result")
-    return "\n\n".join(text for text in system if text), wire
-
-
-def _block(part: Part) -> dict[str, Any] | None:
-    if isinstance(part, TextPart):
-        return {"type": "text", "text": part.text} if part.text else None  # no empty blocks
-    if isinstance(part, ImagePart):
-        return {"type": "image", "source": _image_source(part)}
-    if isinstance(part, ToolCallPart):
-        return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.args()}
-    if isinstance(part, ToolResultPart):
-        block = {"type": "tool_result", "tool_use_id": part.tool_call_id, "content": part.content}
-        return block | {"is_error": True} if part.is_error else block
-    if not part.signature:
-        return None  # unsigned reasoning (another provider's) cannot be replayed to Anthropic
-    if part.redacted:
-        return {"type": "redacted_thinking", "data": part.signature}
-    return {"type": "thinking", "thinking": part.text, "signature": part.signature}
-
-
-def _image_source(part: ImagePart) -> dict[str, str]:
-    if part.url and part.url.startswith("data:") and ";base64," in part.url:
-        header, _, data = part.url.partition(",")
-        media_type = header[len("data:") :].split(";")[0] or part.media_type
-        return {"type": "base64", "media_type": media_type, "data": data}
-    if part.url:
-        return {"type": "url", "url": part.url}
-    return {"type": "base64", "media_type": part.media_type, "data": part.data or ""}
 
 
 # -- response ------------------------------------------------------------------------------
@@ -383,15 +269,18 @@ def finish_reason(stop_reason: str | None, *, output: bool = False) -> FinishRea
 
 
 def _usage(fields: Mapping[str, Any]) -> Usage:
-    """Usage from Anthropic's fields, where input_tokens leaves out cache reads and writes."""
+    """Usage from Anthropic's fields, where input_tokens leaves out cache reads and writes
+    (and cache_creation splits the writes by the cache's lifetime)."""
     cached = int(fields.get("cache_read_input_tokens") or 0)
     written = int(fields.get("cache_creation_input_tokens") or 0)
+    by_ttl = fields.get("cache_creation") or {}
     details = fields.get("output_tokens_details") or {}
     return Usage(
         input_tokens=int(fields.get("input_tokens") or 0) + cached + written,
         output_tokens=int(fields.get("output_tokens") or 0),
         cached_tokens=cached,
         cache_write_tokens=written,
+        cache_write_1h_tokens=int(by_ttl.get("ephemeral_1h_input_tokens") or 0),
         reasoning_tokens=int(details.get("thinking_tokens") or 0),
     )
 

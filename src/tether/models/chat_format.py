@@ -9,16 +9,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tether.types import ImagePart, Message, TextPart, ToolResultPart, ToolSpec
+from tether.errors import UnsupportedParameter
+from tether.types import (
+    AudioPart,
+    DocumentPart,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolResultPart,
+    ToolSpec,
+)
 
 
 def chat_messages(
-    messages: Sequence[Message], *, empty_assistant: str | None = None
+    messages: Sequence[Message],
+    *,
+    empty_assistant: str | None = None,
+    developer: str = "system",
 ) -> list[dict[str, Any]]:
     """Messages in the Chat Completions shape; each tool result becomes a "tool" message.
 
     ``empty_assistant`` is the content of an assistant turn that only calls tools: OpenAI
-    wants null; a chat template would print "None", so llama.cpp gets "".
+    wants null; a chat template would print "None", so llama.cpp gets "". ``developer`` is
+    the role a developer message takes: OpenAI's own "developer", or "system" for servers
+    and chat templates that know only that.
     """
     out: list[dict[str, Any]] = []
     for message in messages:
@@ -41,12 +55,16 @@ def chat_messages(
                 ]
             out.append(item)
         else:
-            out.append({"role": message.role, "content": _content(message)})
+            role = developer if message.role == "developer" else message.role
+            out.append({"role": role, "content": _content(message)})
     return out
 
 
+_MEDIA = (ImagePart, DocumentPart, AudioPart)
+
+
 def _content(message: Message) -> str | list[dict[str, Any]]:
-    if not any(isinstance(p, ImagePart) for p in message.content):
+    if not any(isinstance(p, _MEDIA) for p in message.content):
         return message.text
     content: list[dict[str, Any]] = []
     for part in message.content:
@@ -55,7 +73,26 @@ def _content(message: Message) -> str | list[dict[str, Any]]:
         elif isinstance(part, ImagePart):
             url = part.url or f"data:{part.media_type};base64,{part.data}"
             content.append({"type": "image_url", "image_url": {"url": url}})
+        elif isinstance(part, DocumentPart):
+            content.append({"type": "file", "file": _file(part)})
+        elif isinstance(part, AudioPart):
+            audio = {"data": part.data, "format": part.format}
+            content.append({"type": "input_audio", "input_audio": audio})
     return content
+
+
+def _file(part: DocumentPart) -> dict[str, str]:
+    """A document as a Chat Completions file: inline data (as a data URL) or an uploaded id.
+    Other sources never get here: the capabilities refuse them first."""
+    name = part.filename
+    if part.file_id is not None:
+        return {"file_id": part.file_id} | ({"filename": name} if name else {})
+    if not name:
+        raise UnsupportedParameter(
+            "OpenAI takes a document sent as data only with a file name; set "
+            "DocumentPart(filename='report.pdf', ...)"
+        )
+    return {"file_data": f"data:{part.media_type};base64,{part.data}", "filename": name}
 
 
 def tool_definitions(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:

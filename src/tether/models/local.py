@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import importlib.util
+import inspect
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 from tether.errors import (
     BadRequest,
+    ConfigError,
     ContextTooLong,
     ModelFileError,
     OutputInvalid,
@@ -41,6 +43,7 @@ from tether.models.local_sampling import (
     insert,
     keep_count,
 )
+from tether.models.provider_options import with_provider_options
 from tether.models.reading import malformed
 from tether.models.repetition import is_looping
 from tether.types import (
@@ -101,16 +104,27 @@ EMBEDDED = {
 LOOP = {"max_period": 128, "min_repeats": 4, "min_length": 64}
 
 CAPABILITIES = Capabilities(
+    # cache_control: llama.cpp reuses the prompt prefix it shares with the previous call by
+    # itself; provider_options["local"] go to llama-cpp-python's create_chat_completion.
     params=frozenset(
         {"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "logprobs"}
+        | {"cache_control", "provider_options"}
     ),
     tools=True,
+    # strict: a named tool's call is grammar-constrained to its schema anyway
+    tool_options=frozenset({"strict", "cache_control"}),
     structured=frozenset({"grammar"}),  # a grammar built from the schema: valid by construction
     tool_choice=frozenset({"none", "named"}),
     notes={
         "tool_choice": "a local model calls a tool only when tool_choice names it "
         "(the call is then grammar-constrained to the tool's schema)",
         "reasoning_budget": "local models have no reasoning budget; leave it unset",
+        "user": "a local model serves no end users of its own; leave user unset",
+        "service_tier": "a local model has no service tiers; leave service_tier unset",
+        "n": "a local model gives one answer per call; make n calls (with a seed each)",
+        "defer_loading": "a local model loads every tool up front; drop defer_loading",
+        "documents": "a local model reads text only; put the document's text in a TextPart",
+        "audio": "a local model reads text only; send a transcript as text",
     },
 )
 
@@ -375,8 +389,6 @@ class LocalProvider(Provider):
     def _arguments(self, request: Request) -> dict[str, Any]:
         params = request.params
         args: dict[str, Any] = {"messages": chat_messages(request.messages, empty_assistant="")}
-        if not grammar_constrained(request):
-            args.update(self.text_defaults())
         for name in ("temperature", "top_p", "max_tokens", "stop", "seed"):
             value = getattr(params, name)
             if value is not None:
@@ -386,7 +398,11 @@ class LocalProvider(Provider):
         if request.tools and params.tool_choice not in (None, "none"):
             args["tools"] = tool_definitions(request.tools)
             args["tool_choice"] = tool_choice(params.tool_choice)
-        return args
+        args = with_provider_options(args, request, self.name)
+        if not grammar_constrained(request):  # defaults fill only what the caller left unset
+            for name, value in self.text_defaults().items():
+                args.setdefault(name, value)
+        return _known_options(args)
 
     def _guard(self, request: Request) -> JsonGuard | None:
         """The guard that ends a runaway value, for an answer held to a schema with bounds."""
@@ -588,6 +604,21 @@ class _ChunkReader:
 
     def finish(self) -> FinishEvent:
         return FinishEvent(finish_reason=_finish(self.finish_reason), provider_id=self.provider_id)
+
+
+def _known_options(args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` as they are, once every key is one create_chat_completion takes: a misspelt
+    provider option is a ConfigError naming the valid ones, not a TypeError mid-call."""
+    from llama_cpp import Llama
+
+    known = inspect.signature(Llama.create_chat_completion).parameters
+    if unknown := sorted(key for key in args if key not in known):
+        valid = ", ".join(name for name in known if name != "self")
+        raise ConfigError(
+            f"provider_options.local: llama-cpp-python's create_chat_completion takes no "
+            f"{', '.join(unknown)}; it takes: {valid}"
+        )
+    return args
 
 
 def map_error(exc: Exception, model_id: str) -> TetherError:

@@ -29,8 +29,12 @@ from tether.errors import (
 from tether.models.base import Capabilities, Provider
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
 from tether.models.http import retry_after
+from tether.models.provider_options import sdk_keywords, with_provider_options
 from tether.models.reading import malformed, reading
+from tether.models.reasoning import effort_for
 from tether.types import (
+    EFFORTS,
+    Choice,
     FinishEvent,
     FinishReason,
     Message,
@@ -52,7 +56,13 @@ from tether.types import (
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-BASE_PARAMS = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice"})
+BASE_PARAMS = frozenset(
+    {"temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "provider_options"}
+)
+# OpenAI's own: the end user, the capacity tier, several answers, and prompt caching (which
+# OpenAI does by itself for every prompt prefix, so cache marks need nothing sent).
+OFFICIAL_PARAMS = BASE_PARAMS | {"user", "service_tier", "n", "cache_control"}
+SERVICE_TIERS = frozenset({"auto", "default", "flex", "scale", "priority", "fast"})
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 CONTEXT_WINDOWS = {
     "gpt-5": 400_000,
@@ -73,17 +83,6 @@ FINISH: dict[str, FinishReason] = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
 }
-
-
-def reasoning_effort(budget: int) -> str:
-    """One reasoning budget in tokens, mapped onto OpenAI's effort levels."""
-    if budget == 0:
-        return "minimal"
-    if budget <= 2048:
-        return "low"
-    if budget <= 8192:
-        return "medium"
-    return "high"
 
 
 # JSON Schema keywords that hold schemas: named maps of them, and a schema or a list of them.
@@ -143,14 +142,19 @@ def official_capabilities(name: str) -> Capabilities:
     reasoning = name.startswith(REASONING_PREFIXES)
     window = next((w for p, w in CONTEXT_WINDOWS.items() if name.startswith(p)), None)
     if reasoning:
-        params = BASE_PARAMS - {"temperature", "top_p", "stop"}
+        params = OFFICIAL_PARAMS - {"temperature", "top_p", "stop"}
     else:
-        params = BASE_PARAMS | {"logprobs"}
+        params = OFFICIAL_PARAMS | {"logprobs"}
     note = "reasoning models fix sampling; use reasoning_budget instead"
     return Capabilities(
         params=params,
+        tool_options=frozenset({"strict", "cache_control"}),
         reasoning=reasoning,
+        efforts=frozenset(EFFORTS) if reasoning else frozenset(),
         vision=True,
+        documents=frozenset({"data", "file_id", "filename"}),
+        audio="audio" in name,  # gpt-4o-audio-preview, gpt-audio: the models that hear
+        service_tiers=SERVICE_TIERS,
         structured=frozenset({"native"}),
         context_window=window,
         notes={
@@ -158,42 +162,64 @@ def official_capabilities(name: str) -> Capabilities:
             "top_p": note,
             "stop": "reasoning models take no stop",
             "logprobs": "reasoning models return no logprobs",
+            "defer_loading": "Chat Completions loads every tool up front; drop defer_loading",
+            "documents": "OpenAI's Chat Completions takes files as base64 data or an "
+            "uploaded file_id, with a filename; put a text document in a TextPart",
+            "audio": "use an audio model (gpt-4o-audio-preview, gpt-audio), or send a "
+            "transcript as text",
         },
     )
 
 
+_ENDPOINT_NOTE = (
+    "tether declares only the common parameters for an OpenAI-compatible endpoint; pass "
+    "what this server takes beyond them in provider_options={'openai': {...}}"
+)
+
+
 class OpenAIProvider(Provider):
+    """OpenAI, or any OpenAI-compatible server. Options: base_url, api_key, api_key_env,
+    http_client, and for a server (``compatible``, the default with a base_url) what it
+    declares: tools, reasoning, vision, json_schema, context_window."""
+
     name = "openai"
 
     def __init__(self, model_name: str, options: dict[str, Any] | None = None) -> None:
         super().__init__(model_name, options)
         self.base_url: str | None = self.options.get("base_url")
+        # Another server speaking the API, unless told it is OpenAI at another address.
+        self.compatible = bool(self.options.get("compatible", self.base_url is not None))
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
         )
 
     def capabilities(self) -> Capabilities:
-        if self.base_url is None:
+        if not self.compatible:
             return official_capabilities(self.model_name)
         opts = self.options
         params = BASE_PARAMS if opts.get("tools", True) else BASE_PARAMS - {"tool_choice"}
         return Capabilities(
             params=params,
             tools=bool(opts.get("tools", True)),
+            # strict goes to the server in OpenAI's own tool shape, as it always has
+            tool_options=frozenset({"strict"}),
             reasoning=bool(opts.get("reasoning", False)),
+            efforts=frozenset(EFFORTS) if opts.get("reasoning") else frozenset(),
             vision=bool(opts.get("vision", False)),
             # Servers differ: llama.cpp's answers 500 to response_format json_schema.
             structured=frozenset({"native"} if opts.get("json_schema") else ()),
             context_window=opts.get("context_window"),
             notes={
                 "output": "declare json_schema = true for this endpoint if the server takes "
-                "response_format json_schema, or use strategy='repair'"
+                "response_format json_schema, or use strategy='repair'",
+                **{name: _ENDPOINT_NOTE for name in ("user", "service_tier", "n")},
+                "cache_control": "this server declares no prompt caching; remove cache_control",
             },
         )
 
     def price(self) -> Price | None:
         """OpenAI's prices apply to OpenAI only; another server's cost is set on its alias."""
-        return super().price() if self.base_url is None else None
+        return None if self.compatible else super().price()
 
     def client(self) -> AsyncOpenAI:
         """One client per event loop: async connection pools belong to the loop that made them."""
@@ -202,15 +228,8 @@ class OpenAIProvider(Provider):
         if client is None:
             from openai import AsyncOpenAI
 
-            env = self.options.get("api_key_env")
-            if env:
-                key = secret(env, self.options.get("home"))
-            elif self.base_url is None:
-                key = secret("OPENAI_API_KEY", self.options.get("home"))
-            else:
-                key = "unused"  # local servers take no key, but the SDK wants one
             client = AsyncOpenAI(
-                api_key=key,
+                api_key=self._key(),
                 base_url=self.base_url,
                 max_retries=0,  # retries belong to tether's middleware, which honours Retry-After
                 http_client=self.options.get("http_client"),
@@ -226,22 +245,34 @@ class OpenAIProvider(Provider):
         if client is not None and self.options.get("http_client") is None:
             await client.close()
 
+    def _key(self) -> str:
+        if key := self.options.get("api_key"):
+            return str(key)
+        env = self.options.get("api_key_env")
+        if env:
+            return secret(env, self.options.get("home"))
+        if not self.compatible:
+            return secret("OPENAI_API_KEY", self.options.get("home"))
+        return "unused"  # local servers take no key, but the SDK wants one
+
     def arguments(self, request: Request) -> dict[str, Any]:
         """The Chat Completions arguments for a Request."""
         params = request.params
         args: dict[str, Any] = {
             "model": self.model_name,
-            "messages": chat_messages(request.messages),
+            "messages": chat_messages(
+                request.messages, developer="system" if self.compatible else "developer"
+            ),
         }
-        for name in ("temperature", "top_p", "seed", "stop"):
+        for name in ("temperature", "top_p", "seed", "stop", "user", "service_tier", "n"):
             if (value := getattr(params, name)) is not None:
                 args[name] = value
         if params.max_tokens is not None:
             # OpenAI itself wants max_completion_tokens; compatible servers know max_tokens.
-            key = "max_completion_tokens" if self.base_url is None else "max_tokens"
+            key = "max_tokens" if self.compatible else "max_completion_tokens"
             args[key] = params.max_tokens
         if params.reasoning_budget is not None:
-            args["reasoning_effort"] = reasoning_effort(params.reasoning_budget)
+            args["reasoning_effort"] = effort_for(params.reasoning_budget)
         if params.logprobs is not None:
             args["logprobs"] = True
             if params.logprobs:
@@ -252,7 +283,7 @@ class OpenAIProvider(Provider):
             args["tool_choice"] = tool_choice(params.tool_choice)
         if request.output is not None:
             args["response_format"] = response_format(request.output)
-        return args
+        return with_provider_options(args, request, self.name, _create_keywords())
 
     async def request(self, request: Request) -> Response:
         args = self.arguments(request)
@@ -283,6 +314,13 @@ class OpenAIProvider(Provider):
             yield event
 
 
+@cache
+def _create_keywords() -> frozenset[str]:
+    from openai.resources.chat.completions import AsyncCompletions
+
+    return sdk_keywords(AsyncCompletions.create)
+
+
 @dataclass
 class _StreamState:
     """Chat Completions chunks as tether events, keeping what the end of the stream needs."""
@@ -299,6 +337,8 @@ class _StreamState:
             self.usage = usage_from(chunk.usage.model_dump())
         events: list[StreamEvent] = []
         for choice in chunk.choices:
+            if choice.index:
+                continue  # a stream carries the first answer only (stream() refuses n > 1)
             delta = choice.delta
             if delta.content:
                 events.append(TextDelta(text=delta.content))
@@ -357,10 +397,25 @@ def token_logprob(entry: dict[str, Any]) -> TokenLogprob:
 
 def from_openai(data: dict[str, Any], model_id: str) -> Response:
     """A Chat Completions response (as a dict) as a tether Response; a payload of the wrong
-    shape raises what reading it raises (KeyError, TypeError, ValueError)."""
+    shape raises what reading it raises (KeyError, TypeError, ValueError). Several choices
+    (``n``) all go to Response.choices; the first is also the Response's own."""
     if not data.get("choices"):
         raise ValueError("the response holds no choices")
-    choice = data["choices"][0]
+    ordered = sorted(data["choices"], key=lambda choice: choice.get("index") or 0)
+    choices = [_choice(choice) for choice in ordered]
+    first = choices[0]
+    return Response(
+        message=first.message,
+        finish_reason=first.finish_reason,
+        usage=usage_from(data.get("usage") or {}),
+        logprobs=first.logprobs,
+        choices=choices if len(choices) > 1 else [],
+        model=model_id,
+        provider_id=data.get("id"),
+    )
+
+
+def _choice(choice: dict[str, Any]) -> Choice:
     message = choice.get("message") or {}
     parts: list[Part] = []
     finish = FINISH.get(choice.get("finish_reason") or "stop", "stop")
@@ -379,13 +434,10 @@ def from_openai(data: dict[str, Any], model_id: str) -> Response:
             )
         )
     logprobs = (choice.get("logprobs") or {}).get("content")
-    return Response(
+    return Choice(
         message=Message(role="assistant", content=parts),
         finish_reason=finish,
-        usage=usage_from(data.get("usage") or {}),
         logprobs=[token_logprob(entry) for entry in logprobs] if logprobs is not None else None,
-        model=model_id,
-        provider_id=data.get("id"),
     )
 
 

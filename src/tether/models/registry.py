@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tether.config import ModelConfig, Settings, load_settings
+from tether.config import ModelConfig, Settings, load_settings, register_secret
 from tether.errors import ConfigError, ModelNotFound
 from tether.models.base import Model, Provider, ProviderModel
 from tether.models.middleware.cassette import CassetteModel
@@ -58,8 +58,11 @@ def _unknown(model_id: str, settings: Settings) -> ModelNotFound:
     )
 
 
-def build_provider(model_id: str, settings: Settings) -> Provider:
-    """The bare adapter for ``provider:name`` or ``endpoint:name``."""
+def build_provider(
+    model_id: str, settings: Settings, config: ModelConfig | None = None
+) -> Provider:
+    """The bare adapter for ``provider:name`` or ``endpoint:name``, connected as ``config``
+    says (its base_url, api_key_env and api_key win over an endpoint's)."""
     prefix, sep, name = model_id.partition(":")
     if not sep or not name:
         raise _unknown(model_id, settings)
@@ -77,7 +80,31 @@ def build_provider(model_id: str, settings: Settings) -> Provider:
     else:
         raise _unknown(model_id, settings)
     options["home"] = settings.home  # where the secrets file lives
+    if config is not None:
+        options |= _connection(config, model_id, endpoint=prefix in settings.endpoints)
     return cls(name, options)
+
+
+def _connection(config: ModelConfig, model_id: str, *, endpoint: bool) -> dict[str, Any]:
+    """The per-model connection options; a key given in code is registered for redaction."""
+    options: dict[str, Any] = {}
+    given = [name for name in ("base_url", "api_key", "api_key_env") if getattr(config, name)]
+    if given and model_id.startswith("local:"):
+        raise ConfigError(
+            f"{model_id} runs in this process and takes no {', '.join(given)}; remove them"
+        )
+    if config.base_url:
+        options["base_url"] = config.base_url
+        # On a provider's own id, another address serves that provider's API (a proxy, a
+        # region), with its capabilities and prices; an endpoint is another server.
+        options["compatible"] = endpoint
+    if config.api_key_env:
+        options["api_key_env"] = config.api_key_env
+    if config.api_key is not None:
+        key = config.api_key.get_secret_value()
+        register_secret(key)
+        options["api_key"] = key
+    return options
 
 
 def model(
@@ -86,6 +113,9 @@ def model(
     """A ready Model for ``model_id`` (default: the configured default model).
 
     Every call it makes is traced; aliases bring their own timeout, retries and fallbacks.
+    ``overrides`` are alias settings (ModelConfig) for this model: ``retries=0``,
+    ``params={...}``, or its connection, ``base_url=``, ``api_key_env=`` or ``api_key=``
+    (kept out of requests, cassettes and spans, and redacted wherever it would show).
     """
     settings = settings or load_settings()
     return _build(model_id or settings.default_model, settings, set(), overrides)
@@ -124,7 +154,7 @@ def _attempts(config: ModelConfig, settings: Settings, alias: str | None) -> Mod
     Each attempt is timed out and traced on its own; the cassette records what the caller
     asked and got, so a replayed call neither reaches the provider nor adds a traced cost.
     """
-    provider = build_provider(config.id, settings)
+    provider = build_provider(config.id, settings, config)
     inner: Model = ProviderModel(provider, pricing=config.price)
     if config.timeout:
         inner = TimeoutModel(inner, config.timeout)

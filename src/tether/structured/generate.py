@@ -61,9 +61,11 @@ def request_for(
     strategy: Strategy,
     model: Model,
     bounds: Bounds | None = None,
+    strict: bool = True,
 ) -> Request:
     """``request`` with the answer's schema attached as the strategy asks: as an output
-    constraint, or (repair) as instructions in the system prompt."""
+    constraint (``strict``: held to the schema exactly, where the provider distinguishes),
+    or (repair) as instructions in the system prompt."""
     if strategy == "repair":
         rest = [m for m in request.messages if m.role != "system"]
         system = "\n\n".join(
@@ -76,6 +78,7 @@ def request_for(
         schema=output.schema,
         description=output.description,
         mode=mode,
+        strict=strict,
         bounds=None if mode == "native" else (bounds or default_bounds()),
     )
     return request.model_copy(update={"output": spec})
@@ -126,11 +129,16 @@ def _with_feedback(request: Request, answer: str, errors: list[str]) -> Request:
 
 
 async def _first_answer(
-    model: Model, base: Request, output: OutputType[Any], strategy: Strategy, bounds: Bounds | None
+    model: Model,
+    base: Request,
+    output: OutputType[Any],
+    strategy: Strategy,
+    bounds: Bounds | None,
+    strict: bool,
 ) -> tuple[Request, Response]:
     """The first call; under ``auto``, a model or schema that cannot be constrained falls
     back to repair, with a warning."""
-    request = request_for(base, output, strategy, model, bounds)
+    request = request_for(base, output, strategy, model, bounds, strict)
     try:
         return request, await model.request(request)
     except UnsupportedParameter as exc:
@@ -194,13 +202,16 @@ async def agenerate_with_response(
     strategy: Strategy = "auto",
     attempts: int = 3,
     bounds: Bounds | None = None,
+    strict: bool = True,
     **params: Any,
 ) -> tuple[Any, Response]:
-    """As agenerate, with the Response the object came from (its logprobs, say)."""
-    check_keywords(params, "generate", ("output", "strategy", "attempts", "bounds"))
+    """As agenerate, with the Response the object came from (its logprobs, say).
+    ``strict=False`` (also a keyword of agenerate and generate) asks for the answer without
+    strict schema adherence: for a schema outside the provider's strict-mode rules."""
+    check_keywords(params, "generate", ("output", "strategy", "attempts", "bounds", "strict"))
     kind = output_type(output)
     base = build_request(prompt, **params)
-    request, response = await _first_answer(model, base, kind, strategy, bounds)
+    request, response = await _first_answer(model, base, kind, strategy, bounds, strict)
     errors: list[str] = []
     usage = Usage()
     number, retried_cut_off = 1, False

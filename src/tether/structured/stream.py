@@ -55,19 +55,26 @@ def astream(
     *,
     strategy: Strategy = "auto",
     bounds: Bounds | None = None,
+    strict: bool = True,
     **params: Any,
 ) -> AsyncIterator[Any]:
-    """Yield ``Partial[output]`` objects as the answer grows, then the validated ``output``."""
-    check_keywords(params, "stream", ("output", "strategy", "bounds"))
+    """Yield ``Partial[output]`` objects as the answer grows, then the validated ``output``
+    (``strict`` as in tether.structured.generate)."""
+    check_keywords(params, "stream", ("output", "strategy", "bounds", "strict"))
     kind = output_type(output)
     base = build_request(prompt, **params)
-    return _astream(model, kind, strategy, bounds, base)
+    return _astream(model, kind, strategy, bounds, base, strict)
 
 
 async def _astream(
-    model: Model, kind: OutputType[Any], strategy: Strategy, bounds: Bounds | None, base: Request
+    model: Model,
+    kind: OutputType[Any],
+    strategy: Strategy,
+    bounds: Bounds | None,
+    base: Request,
+    strict: bool = True,
 ) -> AsyncIterator[Any]:
-    request = request_for(base, kind, strategy, model, bounds)
+    request = request_for(base, kind, strategy, model, bounds, strict)
     response: Response | None = None
     last: Any = None
     text = ""

@@ -15,8 +15,15 @@ class WithDefaults(Wrapper):
         self.defaults = Params.model_validate(defaults).set_fields()
 
     def _apply(self, request: Request) -> Request:
-        merged = Params.model_validate({**self.defaults, **request.params.set_fields()})
-        return request.model_copy(update={"params": merged})
+        given = request.params.set_fields()
+        merged = {**self.defaults, **given}
+        if "provider_options" in self.defaults and "provider_options" in given:
+            # per provider, the caller's options win key by key over the alias's
+            ours, theirs = self.defaults["provider_options"], given["provider_options"]
+            merged["provider_options"] = {
+                name: {**ours.get(name, {}), **theirs.get(name, {})} for name in {*ours, *theirs}
+            }
+        return request.model_copy(update={"params": Params.model_validate(merged)})
 
     async def request(self, request: Request) -> Response:
         return await self.inner.request(self._apply(request))
