@@ -1,5 +1,5 @@
-"""What every benchmark shares: arguments, statistics, the result table and file, a temporary
-project folder, and a llama.cpp server on a free port.
+"""What every benchmark shares: arguments, the data sets, statistics, the result table and file,
+a temporary project folder, and a llama.cpp server on a free port.
 
 Timings on a shared machine are noisy, so a benchmark never reports an absolute time alone:
 it alternates tether and its anchor in one process and reports medians and their ratio.
@@ -27,6 +27,11 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
+# The full data sets: --data, else $TETHER_DATA, else ../shared/data beside the checkout (the
+# rule tests/data_sets.py follows for the tests).
+DATA_ENV = "TETHER_DATA"
+DATA_DEFAULT = ROOT.parent / "shared" / "data"
+DATA_HOW = "tests/fixtures/README.md says where each data set comes from"
 PACKAGES = ("tether", "openai", "httpx2", "llama_cpp_python", "opentelemetry-sdk", "pydantic")
 
 # Settings that would leak the caller's project, cassettes or base URL into a benchmark.
@@ -48,6 +53,13 @@ def parser(description: str, runs: int, quick_runs: int) -> argparse.ArgumentPar
         "--quick", action="store_true", help=f"a small smoke run (runs={quick_runs}), < 60 s"
     )
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"the full data sets (default: ${DATA_ENV}, else ../shared/data beside the checkout)",
+    )
     p.set_defaults(default_runs=runs, quick_runs=quick_runs)
     return p
 
@@ -56,6 +68,27 @@ def runs_of(args: argparse.Namespace) -> int:
     if args.runs is not None:
         return int(args.runs)
     return int(args.quick_runs if args.quick else args.default_runs)
+
+
+# -- the data sets -----------------------------------------------------------------------
+
+
+def data_file(args: argparse.Namespace, relative: str) -> Path:
+    """The file ``relative`` under the data folder. Where it is missing, the benchmark ends
+    with one line saying so: exit 0 when the folder is the default one (a clone without the
+    data), exit 1 when --data or $TETHER_DATA named it (asked-for data that is not there)."""
+    given = args.data or os.environ.get(DATA_ENV)
+    root = Path(given).expanduser() if given else DATA_DEFAULT
+    found = root / relative
+    if found.is_file():
+        return found
+    named = f"named by {'--data' if args.data else '$' + DATA_ENV}" if given else "the default"
+    print(
+        f"{Path(sys.argv[0]).name}: not run: it needs {relative} from the full data sets, not in "
+        f"{root} ({named}); put them there, or point --data or ${DATA_ENV} at them ({DATA_HOW})",
+        file=sys.stderr,
+    )
+    raise SystemExit(1 if given else 0)
 
 
 # -- statistics --------------------------------------------------------------------------

@@ -33,8 +33,7 @@ from _common import Row
 from _instructor_peer import INSTRUCTOR, Receipt
 
 NAME = "structured_extraction"
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sroie"
-FILE = DATA / "sroie_kie.jsonl"
+DATA_FILE = "sroie/sroie_kie.jsonl"  # under the data folder (--data, $TETHER_DATA)
 SPLIT = "all receipts, in file order"
 FIELDS = ("company", "date", "address", "total")
 OCR_CHARS = 1200  # the OCR text is cut here so prompt + answer fit SmolLM2's 2048 context
@@ -65,8 +64,8 @@ class Outcome:
 # -- data and scoring --------------------------------------------------------------------
 
 
-def load_receipts(limit: int | None) -> list[dict[str, Any]]:
-    with FILE.open(encoding="utf-8") as f:
+def load_receipts(path: Path, limit: int | None) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     return rows if limit is None else rows[:limit]
 
@@ -294,6 +293,8 @@ def run_workers(
             str(out),
         ]
         command += ["--limit", str(len(receipts)), "--max-tokens", str(args.max_tokens)]
+        if args.data is not None:
+            command += ["--data", str(args.data)]
         if args.grammar_max_tokens is not None:
             command += ["--grammar-max-tokens", str(args.grammar_max_tokens)]
         command += ["--threads", str(args.threads or 1)] + (["--no-peer"] if args.no_peer else [])
@@ -465,12 +466,12 @@ def settings_line(n: int, max_tokens: int, grammar_max_tokens: int | None) -> st
     return f"N={n} max_tokens={max_tokens} (grammar: {grammar}) T=0"
 
 
-def report(path: Path) -> int:
+def report(path: Path, data: Path) -> int:
     """Print the tables of a saved run (bench/results/NAME.json) again, with today's rows."""
     saved = json.loads(path.read_text("utf-8"))
     n, max_tokens = saved["settings"]["n"], saved["settings"]["max_tokens"]
     grammar_max_tokens = saved["settings"].get("grammar_max_tokens", max_tokens)
-    receipts = load_receipts(n)
+    receipts = load_receipts(data, n)
     outcomes = {
         name: [Outcome(**{k: v for k, v in o.items() if k != "id"}) for o in found]
         for name, found in saved["samples"]["per_receipt"].items()
@@ -511,10 +512,11 @@ def arguments() -> argparse.Namespace:
 
 def main() -> int:
     args = arguments()
+    data = common.data_file(args, DATA_FILE)
     if args.report is not None:
-        return report(args.report)
+        return report(args.report, data)
     limit = args.limit if args.limit is not None else (QUICK_LIMIT if args.quick else None)
-    receipts = load_receipts(limit)
+    receipts = load_receipts(data, limit)
     params = {"max_tokens": args.max_tokens, "temperature": 0.0, "seed": 0}
     numbered = list(enumerate(receipts))
     if args.shard:  # a worker of --workers: its slice, its samples to a file, no table
@@ -531,7 +533,7 @@ def main() -> int:
         return 0
 
     started = time.perf_counter()
-    print(f"data set: SROIE 2019 key information extraction ({FILE})")
+    print(f"data set: SROIE 2019 key information extraction ({data})")
     print(f"split: {SPLIT}; N = {len(receipts)}; workers = {args.workers}")
     if not args.no_peer:
         peer_python()  # made once here, not by each worker at the same time
@@ -595,7 +597,7 @@ def main() -> int:
             "grammar_max_tokens": args.grammar_max_tokens,
             "threads": args.threads,
             "workers": args.workers,
-            "data": str(FILE),
+            "data": str(data),
             "split": SPLIT,
             "n": len(receipts),
             "ocr_chars": OCR_CHARS,
