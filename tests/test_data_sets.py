@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -82,13 +81,11 @@ def test_named_data_that_is_missing_fails_rather_than_skips(
 
 @pytest.fixture
 def common(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """bench/_common.py, which the bench scripts import from their own folder."""
-    spec = importlib.util.spec_from_file_location("_common", ROOT / "bench" / "_common.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "_common", module)  # its dataclasses look themselves up
-    spec.loader.exec_module(module)
-    return module
+    """bench/_common.py, with bench/ on the path as when a script runs from there."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import _common
+
+    return _common
 
 
 def bench_args(common: ModuleType, *argv: str) -> object:
