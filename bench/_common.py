@@ -122,11 +122,6 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def paired_ratio(mine: Sequence[float], anchor: Sequence[float]) -> float:
-    """The median of per-run ratios mine[i] / anchor[i] (each pair timed back to back)."""
-    return median([m / a for m, a in zip(mine, anchor, strict=True)])
-
-
 def median_interval(
     values: Sequence[float], confidence: float = 0.95
 ) -> tuple[float, float] | None:
