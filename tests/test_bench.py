@@ -1,4 +1,5 @@
-"""The benchmarks' shared statistics, verdicts and result files (bench/_common.py)."""
+"""The benchmarks' shared statistics and verdicts, their result files, and the structured
+extraction benchmark's compact per-receipt samples (bench/ scripts, imported from there)."""
 
 from __future__ import annotations
 
@@ -114,3 +115,50 @@ def test_the_result_file_is_json_with_a_list_of_numbers_per_line(common: ModuleT
         "samples": {"s": [0.333333, 2, None]},
     }
     assert '  "s": [0.333333, 2, null]' in text.splitlines()
+
+
+def test_extraction_samples_read_back_to_the_same_figures(common: ModuleType) -> None:
+    import structured_extraction as bench
+
+    receipts = [
+        {"id": "000", "gold": {"company": "A", "date": "1", "address": "X", "total": "9.00"}},
+        {"id": "001", "gold": {"company": "B", "date": "2", "total": "RM 3"}},  # no address
+    ]
+    right = {"company": "a", "date": "1", "address": "Y", "total": "9"}
+    outcomes = {
+        "grammar": [
+            bench.Outcome(1.5, 60, 1, right, cached=False),
+            bench.Outcome(2.25, 70, 1, {**right, "total": "3.00"}, cached=True),
+        ],
+        "unconstrained": [
+            bench.Outcome(3.0, 160, 1, None, error="JSONDecodeError: cut"),
+            bench.Outcome(3.5, 160, 1, None, error="ValueError: no"),
+        ],
+    }
+    for found in outcomes.values():
+        for outcome, receipt in zip(found, receipts, strict=True):
+            outcome.hits = bench.hits_of(outcome, receipt)
+    assert [o.hits for o in outcomes["grammar"]] == ["1101", "00-1"]
+    stored = json.loads(common.compact_json(bench.stored(outcomes, receipts)))
+    back = bench.read_back(stored)
+    for name, found in outcomes.items():
+        assert bench.scores(back[name]) == bench.scores(found)
+    assert bench.scores(back["grammar"])["exact"] == {
+        "company": 0.5, "date": 0.5, "address": 0.0, "total": 1.0,
+    }  # fmt: skip
+
+
+def test_extraction_pairs_sharing_a_prompt_swap_places_each_receipt(common: ModuleType) -> None:
+    import structured_extraction as bench
+
+    names = ["grammar", "repair", "unconstrained"] + [bench.peer_name(m) for m in bench.PEER_MODES]
+    even, cached_even = bench.order_for(0, names)
+    odd, cached_odd = bench.order_for(1, names)
+    json_mode, md_json = bench.peer_name("JSON"), bench.peer_name("MD_JSON")
+    assert even[:2] == ["grammar", "unconstrained"] and odd[:2] == ["unconstrained", "grammar"]
+    assert even[-2:] == [json_mode, md_json] and odd[-2:] == [md_json, json_mode]
+    assert cached_even == {"unconstrained", md_json} and cached_odd == {"grammar", json_mode}
+    assert sorted(even) == sorted(odd) == sorted(names)
+    alone, cached = bench.order_for(0, ["grammar", "unconstrained", bench.peer_name("TOOLS")])
+    assert alone == ["grammar", "unconstrained", bench.peer_name("TOOLS")]
+    assert cached == {"unconstrained"}
