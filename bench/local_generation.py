@@ -145,9 +145,9 @@ def path_contenders(
     from tether.models.base import ProviderModel
     from tether.types import Usage
 
-    provider = model
-    while not isinstance(provider, ProviderModel):
-        provider = provider.inner
+    bottom = model
+    while not isinstance(bottom, ProviderModel):
+        bottom = bottom.inner
 
     def chunks_from_replay(loaded: Any, request: Any) -> Callable[[], Any]:
         def chunks_then_usage() -> Any:
@@ -156,7 +156,7 @@ def path_contenders(
 
         return chunks_then_usage
 
-    provider.provider._chunks = chunks_from_replay
+    bottom.provider._chunks = chunks_from_replay  # LocalProvider's one source of chunks
 
     def raw_loop() -> tuple[int, str]:  # the raw stream contender's loop, on the model's thread
         tokens, text = 0, []
