@@ -1,5 +1,5 @@
-"""What every benchmark shares: arguments, statistics, the result table and file, a temporary
-project folder, and a llama.cpp server on a free port.
+"""What every benchmark shares: arguments, the data sets, statistics, the result table and file,
+a temporary project folder, and a llama.cpp server on a free port.
 
 Timings on a shared machine are noisy, so a benchmark never reports an absolute time alone:
 it alternates tether and its anchor in one process and reports medians and their ratio.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -27,6 +28,11 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
+# The full data sets: --data, else $TETHER_DATA, else ../shared/data beside the checkout (the
+# rule tests/data_sets.py follows for the tests).
+DATA_ENV = "TETHER_DATA"
+DATA_DEFAULT = ROOT.parent / "shared" / "data"
+DATA_HOW = "tests/fixtures/README.md says where each data set comes from"
 PACKAGES = ("tether", "openai", "httpx2", "llama_cpp_python", "opentelemetry-sdk", "pydantic")
 
 # Settings that would leak the caller's project, cassettes or base URL into a benchmark.
@@ -48,6 +54,13 @@ def parser(description: str, runs: int, quick_runs: int) -> argparse.ArgumentPar
         "--quick", action="store_true", help=f"a small smoke run (runs={quick_runs}), < 60 s"
     )
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"the full data sets (default: ${DATA_ENV}, else ../shared/data beside the checkout)",
+    )
     p.set_defaults(default_runs=runs, quick_runs=quick_runs)
     return p
 
@@ -56,6 +69,27 @@ def runs_of(args: argparse.Namespace) -> int:
     if args.runs is not None:
         return int(args.runs)
     return int(args.quick_runs if args.quick else args.default_runs)
+
+
+# -- the data sets -----------------------------------------------------------------------
+
+
+def data_file(args: argparse.Namespace, relative: str) -> Path:
+    """The file ``relative`` under the data folder. Where it is missing, the benchmark ends
+    with one line saying so: exit 0 when the folder is the default one (a clone without the
+    data), exit 1 when --data or $TETHER_DATA named it (asked-for data that is not there)."""
+    given = args.data or os.environ.get(DATA_ENV)
+    root = Path(given).expanduser() if given else DATA_DEFAULT
+    found = root / relative
+    if found.is_file():
+        return found
+    named = f"named by {'--data' if args.data else '$' + DATA_ENV}" if given else "the default"
+    print(
+        f"{Path(sys.argv[0]).name}: not run: it needs {relative} from the full data sets, not in "
+        f"{root} ({named}); put them there, or point --data or ${DATA_ENV} at them ({DATA_HOW})",
+        file=sys.stderr,
+    )
+    raise SystemExit(1 if given else 0)
 
 
 # -- statistics --------------------------------------------------------------------------
@@ -88,9 +122,37 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def paired_ratio(mine: Sequence[float], anchor: Sequence[float]) -> float:
-    """The median of per-run ratios mine[i] / anchor[i] (each pair timed back to back)."""
-    return median([m / a for m, a in zip(mine, anchor, strict=True)])
+def median_interval(
+    values: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """A distribution-free confidence interval for the median: the order statistics the
+    binomial (sign-test) distribution puts around it, so one run spoilt by a load spike moves
+    it no more than any other. None when there are too few values (fewer than 6 at 95%)."""
+    n = len(values)
+    tail = (1 - confidence) / 2
+    below, k = 0.0, 0  # P(Binomial(n, 1/2) < k+1), growing while it stays within the tail
+    while k < n // 2:
+        below += math.comb(n, k) / 2**n
+        if below > tail:
+            break
+        k += 1
+    if k == 0:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
+def verdict_of(
+    interval: tuple[float, float] | None, target: float, *, higher_is_better: bool
+) -> bool | None:
+    """PASS (True) when the whole interval meets the target, MISS (False) when none of it
+    does, None (undecided) when it straddles the target or there is no interval."""
+    if interval is None:
+        return None
+    low, high = interval
+    if higher_is_better:
+        return True if low >= target else False if high < target else None
+    return True if high <= target else False if low > target else None
 
 
 def timed(call: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
@@ -114,14 +176,30 @@ class Row:
     unit: str
     ratio: float | None
     target: str
-    passed: bool | None  # None: not judged (informational, or not available)
+    passed: bool | None  # None: no target, not available, or undecided (below)
     fmt: str = ".1f"
     added: float | None = None  # tether minus anchor, where that difference is the figure
     extra: dict[str, Any] = field(default_factory=dict)
+    interval: tuple[float, float] | None = None  # 95% confidence interval of the judged figure
+    undecided: bool = False  # the interval straddles the target (or too few runs for one)
+    judged: bool = True  # False: on a smoke run (--quick, a slice), too noisy to judge by
 
     @property
     def verdict(self) -> str:
-        return {True: "PASS", False: "MISS", None: "-"}[self.passed]
+        word = {True: "PASS", False: "MISS", None: "-"}[self.passed]
+        if self.undecided:
+            word = "UNDECIDED"
+        return word if self.judged or word == "-" else f"({word})"
+
+    @property
+    def failed(self) -> bool:
+        """A judged target this run did not show met: missed, or undecided."""
+        return self.judged and (self.passed is False or self.undecided)
+
+
+def smoke(args: argparse.Namespace) -> bool:
+    """A smoke run (--quick, or a slice of a data set): only targets robust there are judged."""
+    return bool(args.quick or getattr(args, "limit", None) is not None)
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -143,6 +221,11 @@ def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> N
         ]
         for r in rows
     ]
+    if any(r.interval is not None for r in rows):
+        headers.insert(6, "95% CI")
+        for c, r in zip(cells, rows, strict=True):
+            low_high = r.interval
+            c.insert(6, "" if low_high is None else f"{low_high[0]:.3f}-{low_high[1]:.3f}")
     if any(r.added is not None for r in rows):
         headers.insert(5, "added")
         for c, r in zip(cells, rows, strict=True):
@@ -156,6 +239,8 @@ def print_table(title: str, rows: Sequence[Row], notes: Sequence[str] = ()) -> N
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
     for note in notes:
         print(f"  {note}")
+    if any(not r.judged and r.verdict != "-" for r in rows):
+        print("  (in parentheses): not counted on a smoke run (--quick, a slice), too noisy there")
     print()
 
 
@@ -191,8 +276,11 @@ def write_result(
     settings: dict[str, Any],
     samples: dict[str, Any] | None = None,
 ) -> Path:
-    """Write bench/results/NAME.json: the rows, the settings and the machine they ran on."""
-    RESULTS.mkdir(exist_ok=True)
+    """Write the run's rows, settings, samples and machine to bench/results/NAME.json, the
+    file a quoted figure is committed with; a smoke run (--quick, a slice) writes to
+    bench/results/scratch/ instead (git-ignored), so it never replaces a quoted run."""
+    folder = RESULTS / "scratch" if smoke(args) else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -200,7 +288,7 @@ def write_result(
         "runs": runs_of(args),
         "settings": settings,
         "rows": [{**asdict(r), "verdict": r.verdict} for r in rows],
-        "all_passed": all(r.passed is not False for r in rows),
+        "all_passed": not any(r.failed for r in rows),
         "samples": samples or {},
         "machine": {
             "python": sys.version.split()[0],
@@ -211,17 +299,34 @@ def write_result(
         "versions": {p: _version(p) for p in PACKAGES},
         "git_revision": git_revision(),
     }
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=1, default=str) + "\n", "utf-8")
-    print(f"wrote {path.relative_to(ROOT)}")
+    path = folder / f"{name}.json"
+    path.write_text(compact_json(payload) + "\n", "utf-8")
+    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1024:.0f} KiB)")
     return path
 
 
+def compact_json(value: Any, indent: str = "") -> str:
+    """JSON that stays small enough to commit and readable in a diff: one key per line, a
+    list of plain values on one line, floats to 6 significant digits."""
+    inner = indent + " "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k))}: {compact_json(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list | tuple) and any(isinstance(v, dict | list | tuple) for v in value):
+        items = [inner + compact_json(v, inner) for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{indent}]"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(compact_json(v) for v in value) + "]"
+    if isinstance(value, float) and math.isfinite(value):
+        return json.dumps(float(f"{value:.6g}"))
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
 def finish(args: argparse.Namespace, rows: Sequence[Row]) -> int:
-    """The exit status: 1 under --strict when a target was missed."""
-    missed = [r.case for r in rows if r.passed is False]
+    """The exit status: 1 under --strict when a judged target was missed or left undecided."""
+    missed = [r.case for r in rows if r.failed]
     if missed:
-        print(f"missed: {', '.join(missed)}")
+        print(f"missed or undecided: {', '.join(missed)}")
     return 1 if (args.strict and missed) else 0
 
 

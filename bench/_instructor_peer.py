@@ -2,14 +2,16 @@
 
 Instructor pins an older openai than tether's, so it runs in a virtual environment of its own
 (bench/.peer, made by structured_extraction.py) as a child process: one JSON line in per
-receipt ({"prompt": ...}), one JSON line out (seconds, output_tokens, fields or null, error).
+receipt and mode ({"prompt", "mode", "params"}), one JSON line out (seconds, output_tokens,
+fields or null, error).
 
-    bench/.peer/bin/python bench/_instructor_peer.py BASE_URL PARAMS_JSON
+    bench/.peer/bin/python bench/_instructor_peer.py BASE_URL
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from typing import Any
@@ -31,7 +33,7 @@ class Receipt(BaseModel):
 
 
 def answer(client: Any, prompt: str, params: dict[str, Any]) -> dict[str, Any]:
-    """One receipt through Instructor in JSON mode, no retries (like the baseline)."""
+    """One receipt through Instructor in one mode, no retries (like the baseline)."""
     started = time.perf_counter()
     try:
         obj, raw = client.chat.completions.create_with_completion(
@@ -64,12 +66,15 @@ def main() -> int:
     import instructor
     import openai
 
-    base_url, params = sys.argv[1], json.loads(sys.argv[2])
-    client = instructor.from_openai(
-        openai.OpenAI(base_url=base_url, api_key="x", max_retries=0), mode=instructor.Mode.JSON
-    )
+    logging.disable(logging.CRITICAL)  # each error comes back in its answer's line instead
+    server = openai.OpenAI(base_url=sys.argv[1], api_key="x", max_retries=0)
+    clients: dict[str, Any] = {}
     for line in sys.stdin:
-        print(json.dumps(answer(client, json.loads(line)["prompt"], params)), flush=True)
+        ask = json.loads(line)
+        mode = ask["mode"]
+        if mode not in clients:
+            clients[mode] = instructor.from_openai(server, mode=instructor.Mode[mode])
+        print(json.dumps(answer(clients[mode], ask["prompt"], ask["params"])), flush=True)
     return 0
 
 

@@ -99,7 +99,7 @@ async def alternate(calls: dict[str, Call], runs: int, warmup: int) -> dict[str,
 
 
 def rows_for(
-    setting: str, lat: dict[str, list[float]], scale: float, unit: str, fmt: str
+    setting: str, lat: dict[str, list[float]], scale: float, unit: str, fmt: str, judged: bool
 ) -> list[Row]:
     t, r = lat["tether"], lat["raw"]
     p50 = common.median(t) * scale, common.median(r) * scale
@@ -120,6 +120,7 @@ def rows_for(
             added <= limit,
             fmt=fmt,
             added=added,
+            judged=judged,
         ),
         Row(
             f"{setting}: p90 latency",
@@ -187,9 +188,12 @@ def main() -> int:
             db: Path = folder / ".tether" / "tether.db"
             spans = {m: common.stored_spans(db, f"{m}:smollm2") for m in ("llama", "mock")}
 
+    # tether's added work is CPU time, which a loaded machine stretches: about 0.5 ms against
+    # the 1 ms target here, too close to judge by on a smoke run
+    judged = not common.smoke(args)
     rows = [
-        *rows_for("end-to-end (llama.cpp server)", lat["end_to_end"], 1e3, "ms", ".2f"),
-        *rows_for("isolated (MockTransport)", lat["isolated"], 1e6, "µs", ".0f"),
+        *rows_for("end-to-end (llama.cpp server)", lat["end_to_end"], 1e3, "ms", ".2f", judged),
+        *rows_for("isolated (MockTransport)", lat["isolated"], 1e6, "µs", ".0f", judged),
     ]
     paired = {
         setting: common.median([t - r for t, r in zip(v["tether"], v["raw"], strict=True)])
@@ -219,7 +223,11 @@ def main() -> int:
             "flush_s": flush_s,
             "paired_median_added_s": paired,
         },
-        samples={k: v for k, v in lat.items()},
+        # µs to 0.1: a few KB per thousand calls, small enough to commit
+        samples={
+            f"{setting}_us": {name: [round(x * 1e6, 1) for x in v] for name, v in by_name.items()}
+            for setting, by_name in lat.items()
+        },
     )
     return common.finish(args, rows)
 

@@ -4,10 +4,12 @@ tether: ``tether.structured.generate(model, prompt, Receipt, strategy=...)`` on
 ``tether.model("local:smollm2")`` in a temporary project, with ``grammar`` (constrained
 decoding, one attempt) and ``repair`` (schema in the system prompt, errors fed back, two
 attempts). Anchor: the same model unconstrained, ``model.generate(prompt)`` asking for JSON,
-parsed once with ``tether.structured.generate.parse`` (no retries). Peer: Instructor in JSON
-mode against llama.cpp's OpenAI-compatible server, from its own virtual environment
-(bench/.peer). Every receipt runs every contender back to back. Per strategy: schema-valid
-rate, exact match per field (normalised), mean latency per receipt, output tokens/s.
+parsed once with ``tether.structured.generate.parse`` (no retries). Peer: Instructor against
+llama.cpp's OpenAI-compatible server on the same GGUF and thread count, from its own virtual
+environment (bench/.peer), in its best mode there (TOOLS: a forced tool call, which the server
+constrains to the schema) and, for information, its other modes (JSON, MD_JSON, JSON_SCHEMA).
+Every receipt runs every contender back to back. Per strategy: schema-valid rate, exact match
+per field (normalised), mean latency per receipt, output tokens/s.
 Targets: grammar valid rate 100%; grammar decoding tokens/s >= 0.85 of the unconstrained
 baseline's.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -33,16 +36,21 @@ from _common import Row
 from _instructor_peer import INSTRUCTOR, Receipt
 
 NAME = "structured_extraction"
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sroie"
-FILE = DATA / "sroie_kie.jsonl"
+DATA_FILE = "sroie/sroie_kie.jsonl"  # under the data folder (--data, $TETHER_DATA)
 SPLIT = "all receipts, in file order"
 FIELDS = ("company", "date", "address", "total")
 OCR_CHARS = 1200  # the OCR text is cut here so prompt + answer fit SmolLM2's 2048 context
 QUICK_LIMIT = 3
 VALID_TARGET = 1.0
 SPEED_TARGET = 0.85
-PEER = "instructor JSON (peer)"
 PEER_VENV = common.BENCH / ".peer"
+# Instructor's modes for an OpenAI-compatible server, its best first. llama.cpp's server
+# constrains a forced tool call (TOOLS) to the tool's schema with a grammar; it refuses
+# response_format json_schema (JSON_SCHEMA); json_object (JSON) gets a grammar for any JSON;
+# MD_JSON asks for a ```json block and is not constrained at all.
+PEER_MODES = ("TOOLS", "JSON_SCHEMA", "JSON", "MD_JSON")
+SCHEMA_BOUND = ("TOOLS", "JSON_SCHEMA")  # capped as grammar is; the others as repair is
+PEER = " (peer)"  # ends every peer contender's name
 INSTRUCTION = (
     "Extract these fields from the receipt below: company (the shop's name), date, address "
     "and total (the amount paid). Copy each value exactly as printed. Answer with one JSON "
@@ -60,13 +68,18 @@ class Outcome:
     fields: dict[str, str] | None  # the valid object's fields; None when invalid
     error: str | None = None
     cached: bool = False  # its prompt was already in llama.cpp's cache (it went second)
+    hits: str = ""  # per field of FIELDS: 1 exact match, 0 miss (or invalid), - no gold value
+
+
+def peer_name(mode: str) -> str:
+    return f"instructor {mode}{PEER}"
 
 
 # -- data and scoring --------------------------------------------------------------------
 
 
-def load_receipts(limit: int | None) -> list[dict[str, Any]]:
-    with FILE.open(encoding="utf-8") as f:
+def load_receipts(path: Path, limit: int | None) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     return rows if limit is None else rows[:limit]
 
@@ -94,6 +107,15 @@ def matches(name: str, got: str, gold: str) -> bool:
         if a is not None and b is not None:
             return abs(a - b) < 0.005
     return normalise(got) == normalise(gold)
+
+
+def hits_of(outcome: Outcome, receipt: dict[str, Any]) -> str:
+    """Outcome.hits: the answer against the receipt's gold fields (an invalid answer misses)."""
+    gold, got = receipt["gold"], outcome.fields
+    return "".join(
+        "-" if name not in gold else "1" if got and matches(name, got[name], gold[name]) else "0"
+        for name in FIELDS
+    )
 
 
 # -- contenders --------------------------------------------------------------------------
@@ -183,26 +205,33 @@ def peer_python() -> Path:
 class PeerProcess:
     """Instructor in its own environment, one receipt per JSON line (bench/_instructor_peer.py)."""
 
-    def __init__(self, base_url: str, params: dict[str, Any]) -> None:
+    def __init__(self, base_url: str) -> None:
         script = common.BENCH / "_instructor_peer.py"
         self.process = subprocess.Popen(
-            [str(peer_python()), str(script), base_url, json.dumps(params)],
+            [str(peer_python()), str(script), base_url],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
 
-    def __call__(self, prompt: str) -> Outcome:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"prompt": prompt}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the Instructor peer process ended; see its output above")
-        answer = json.loads(line)
-        return Outcome(
-            answer["seconds"], answer["output_tokens"], 1, answer["fields"], answer["error"]
-        )
+    def contender(self, mode: str, params: dict[str, Any]) -> Contender:
+        """The peer in ``mode`` with ``params`` (a None max_tokens is left out: no cap)."""
+        sent = {k: v for k, v in params.items() if v is not None}
+
+        def call(prompt: str) -> Outcome:
+            assert self.process.stdin is not None and self.process.stdout is not None
+            ask = {"prompt": prompt, "mode": mode, "params": sent}
+            self.process.stdin.write(json.dumps(ask) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("the Instructor peer process ended; see its output above")
+            answer = json.loads(line)
+            return Outcome(
+                answer["seconds"], answer["output_tokens"], 1, answer["fields"], answer["error"]
+            )
+
+        return call
 
     def close(self) -> None:
         if self.process.stdin is not None:
@@ -211,6 +240,23 @@ class PeerProcess:
 
 
 # -- the run -----------------------------------------------------------------------------
+
+
+def order_for(number: int, names: list[str]) -> tuple[list[str], set[str]]:
+    """Receipt ``number``'s contenders in order, and those whose prompt is then cached.
+
+    llama.cpp reuses the cached prefix of the previous prompt on the same server, so of two
+    contenders whose prompts share a long prefix the second skips most prompt processing:
+    grammar and the baseline (the same prompt, in tether's model) and the peer's JSON and
+    MD_JSON modes (the same system prompt, on the server). Each pair swaps places each
+    receipt, so each goes first half the time; the rest have prompts of their own.
+    """
+    pairs = [["grammar", "unconstrained"], [peer_name("JSON"), peer_name("MD_JSON")]]
+    pairs = [pair if number % 2 == 0 else pair[::-1] for pair in pairs]
+    head = pairs[0]
+    tail = pairs[1] if all(name in names for name in pairs[1]) else []
+    rest = [name for name in names if name not in head and name not in tail]
+    return head + rest + tail, {pair[1] for pair in (head, tail) if pair}
 
 
 def measure(
@@ -222,18 +268,14 @@ def measure(
     first = prompt_for(receipts[0][1])
     for name, call in contenders.items():  # loads the model, builds the grammar
         warmup[name] = call(first).seconds
-    # grammar and the baseline send the same prompt, and llama.cpp reuses the cached prefix of
-    # the previous prompt: the one that goes second skips prompt processing. They swap places
-    # each receipt, so each goes first half the time; the rest (other prompts) follow.
-    rest = [name for name in contenders if name not in ("grammar", "unconstrained")]
-    orders = [["grammar", "unconstrained", *rest], ["unconstrained", "grammar", *rest]]
     started = time.perf_counter()
     for done, (number, receipt) in enumerate(receipts, start=1):
         prompt = prompt_for(receipt)
-        order = orders[number % 2]
+        order, cached = order_for(number, list(contenders))
         for name in order:
             outcome = contenders[name](prompt)
-            outcome.cached = order.index(name) == 1
+            outcome.cached = name in cached
+            outcome.hits = hits_of(outcome, receipt)
             outcomes[name].append(outcome)
         if done % 10 == 0:
             elapsed = time.perf_counter() - started
@@ -245,21 +287,25 @@ def run_here(
     receipts: list[tuple[int, dict[str, Any]]],
     params: dict[str, Any],
     grammar_max_tokens: int | None,
-    threads: int | None,
-    with_peer: bool,
+    threads: int,
+    peer_modes: list[str],
     label: str = "",
 ) -> dict[str, Any]:
-    """The contenders over ``receipts`` in this process: outcomes, warm-up and spans stored."""
-    env = {"TETHER_LOCAL_THREADS": str(threads)} if threads else {}
-    with common.temp_project(**env) as folder:
+    """The contenders over ``receipts`` in this process: outcomes, warm-up and spans stored.
+    tether's model and the peer's server get the same thread count."""
+    with common.temp_project(TETHER_LOCAL_THREADS=str(threads)) as folder:
         import tether
         from tether.tracing.setup import flush
 
         contenders = tether_contenders(tether.model("local:smollm2"), params, grammar_max_tokens)
-        if with_peer:
-            with common.llama_server(threads=threads or 1) as base_url:
-                peer = PeerProcess(base_url, params)
-                contenders[PEER] = peer
+        if peer_modes:
+            with common.llama_server(threads=threads) as base_url:
+                peer = PeerProcess(base_url)
+                for mode in peer_modes:
+                    # each mode capped as the tether strategy it compares with
+                    capped = mode in SCHEMA_BOUND
+                    cap = {**params, "max_tokens": grammar_max_tokens} if capped else params
+                    contenders[peer_name(mode)] = peer.contender(mode, cap)
                 try:
                     outcomes, warmup = measure(contenders, receipts, label)
                 finally:
@@ -294,9 +340,11 @@ def run_workers(
             str(out),
         ]
         command += ["--limit", str(len(receipts)), "--max-tokens", str(args.max_tokens)]
+        if args.data is not None:
+            command += ["--data", str(args.data)]
         if args.grammar_max_tokens is not None:
             command += ["--grammar-max-tokens", str(args.grammar_max_tokens)]
-        command += ["--threads", str(args.threads or 1)] + (["--no-peer"] if args.no_peer else [])
+        command += ["--threads", str(args.threads or 1), "--peer-modes", ",".join(args.peer_modes)]
         children.append((subprocess.Popen(command), out))
     parts = []
     for child, out in children:
@@ -318,19 +366,15 @@ def run_workers(
     return merged
 
 
-def scores(outcomes: list[Outcome], receipts: list[dict[str, Any]]) -> dict[str, Any]:
+def scores(outcomes: list[Outcome]) -> dict[str, Any]:
     """Valid rate, exact match per field (over all receipts with that gold field; an invalid
     answer counts as a miss), mean latency and output tokens/s (all tokens over all time, and
     over the receipts whose prompt was already cached: decoding alone)."""
     valid = sum(o.fields is not None for o in outcomes)
     exact: dict[str, float] = {}
-    for name in FIELDS:
-        judged = [
-            (o, r["gold"][name]) for o, r in zip(outcomes, receipts, strict=True)
-            if name in r["gold"]
-        ]  # fmt: skip
-        hits = sum(o.fields is not None and matches(name, o.fields[name], g) for o, g in judged)
-        exact[name] = hits / len(judged) if judged else 0.0
+    for index, name in enumerate(FIELDS):
+        judged = [o.hits[index] for o in outcomes if o.hits[index] != "-"]
+        exact[name] = judged.count("1") / len(judged) if judged else 0.0
     seconds = [o.seconds for o in outcomes]
     tokens = sum(o.output_tokens for o in outcomes)
     cached = [o for o in outcomes if o.cached]
@@ -376,9 +420,10 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def rows_for(figures: dict[str, dict[str, Any]], settings: str) -> list[Row]:
+def rows_for(figures: dict[str, dict[str, Any]], settings: str, slice_run: bool) -> list[Row]:
+    """tether's strategies against the unconstrained baseline (the peer's rows: peer_rows)."""
     base = figures["unconstrained"]
-    others = [name for name in figures if name != "unconstrained"]
+    others = [name for name in figures if name != "unconstrained" and not name.endswith(PEER)]
     rows = [
         Row(
             case=f"{name}: schema-valid rate",
@@ -403,6 +448,8 @@ def rows_for(figures: dict[str, dict[str, Any]], settings: str) -> list[Row]:
             ratio=decode,
             target=f">= {SPEED_TARGET}",
             passed=decode >= SPEED_TARGET if decode is not None else None,
+            # a slice times a handful of receipts each: too few to judge a speed by
+            judged=not slice_run,
         )
     )
     for case, key, unit, fmt in (
@@ -437,21 +484,43 @@ def rows_for(figures: dict[str, dict[str, Any]], settings: str) -> list[Row]:
                     passed=None,
                 )
             )
-    if PEER in figures:  # tether's grammar strategy against the peer, same receipts
-        peer, grammar = figures[PEER], figures["grammar"]
-        for case, key, unit, scale, fmt in (
-            ("schema-valid rate", "valid", "%", 100, ".1f"),
-            ("mean latency per receipt", "mean_latency_s", "s", 1, ".2f"),
-            ("output tokens/s, all time", "tokens_per_s", "tok/s", 1, ".1f"),
+    return rows
+
+
+def peer_rows(
+    outcomes: dict[str, list[Outcome]], figures: dict[str, dict[str, Any]], settings: str
+) -> list[Row]:
+    """grammar against each peer mode, the best first (highest valid rate in this run, then
+    lowest latency). Speed is compared on the receipts where grammar went first, so that its
+    prompt was processed as each peer's is: like for like."""
+    peers = [name for name in figures if name.endswith(PEER)]
+    peers.sort(key=lambda name: (-figures[name]["valid"], figures[name]["mean_latency_s"]))
+    first = [i for i, o in enumerate(outcomes["grammar"]) if not o.cached]
+
+    def speed(name: str) -> tuple[float, float]:
+        chosen = [outcomes[name][i] for i in first]
+        seconds = sum(o.seconds for o in chosen)
+        return seconds / len(chosen), sum(o.output_tokens for o in chosen) / seconds
+
+    grammar = figures["grammar"]
+    rows = []
+    for rank, name in enumerate(peers):
+        label = f"grammar vs {name}{' (best)' if rank == 0 else ''}"
+        (g_latency, g_rate), (p_latency, p_rate) = speed("grammar"), speed(name)
+        valid = figures[name]["valid"]
+        for case, mine, theirs, unit, fmt in (
+            ("schema-valid rate", 100 * grammar["valid"], 100 * valid, "%", ".1f"),
+            ("mean latency, prompt processed", g_latency, p_latency, "s", ".2f"),
+            ("output tokens/s, prompt processed", g_rate, p_rate, "tok/s", ".1f"),
         ):
             rows.append(
                 Row(
-                    case=f"grammar vs {PEER}: {case}",
-                    settings=settings,
-                    tether=scale * grammar[key],
-                    anchor=scale * peer[key],
+                    case=f"{label}: {case}",
+                    settings=f"{settings}, n={len(first)}" if unit != "%" else settings,
+                    tether=mine,
+                    anchor=theirs,
                     unit=unit,
-                    ratio=ratio(grammar[key], peer[key]),
+                    ratio=ratio(mine, theirs),
                     target="-",
                     passed=None,
                     fmt=fmt,
@@ -465,19 +534,63 @@ def settings_line(n: int, max_tokens: int, grammar_max_tokens: int | None) -> st
     return f"N={n} max_tokens={max_tokens} (grammar: {grammar}) T=0"
 
 
+def stored(outcomes: dict[str, list[Outcome]], receipts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The per-receipt samples as the result file keeps them: a column per measure, the
+    hits instead of the answers' text, errors as an index into their kinds (small enough to
+    commit for all 626 receipts)."""
+    kinds = sorted({o.error.split(":")[0] for found in outcomes.values() for o in found if o.error})
+    return {
+        "ids": [r["id"] for r in receipts],
+        "error_kinds": kinds,
+        "contenders": {
+            name: {
+                "seconds": [round(o.seconds, 3) for o in found],
+                "output_tokens": [o.output_tokens for o in found],
+                "calls": [o.calls for o in found],
+                "valid": [int(o.fields is not None) for o in found],
+                "hits": [o.hits for o in found],
+                "error": [kinds.index(o.error.split(":")[0]) if o.error else None for o in found],
+                "cached": [int(o.cached) for o in found],
+            }
+            for name, found in outcomes.items()
+        },
+    }
+
+
+def read_back(samples: dict[str, Any]) -> dict[str, list[Outcome]]:
+    """Outcomes from ``stored`` form (a valid answer's fields read back as {})."""
+    kinds = samples["error_kinds"]
+    return {
+        name: [
+            Outcome(
+                seconds=seconds,
+                output_tokens=tokens,
+                calls=calls,
+                fields={} if valid else None,
+                error=None if error is None else kinds[error],
+                cached=bool(cached),
+                hits=hits,
+            )
+            for seconds, tokens, calls, valid, hits, error, cached in zip(
+                c["seconds"], c["output_tokens"], c["calls"], c["valid"], c["hits"], c["error"],
+                c["cached"], strict=True,
+            )
+        ]
+        for name, c in samples["contenders"].items()
+    }  # fmt: skip
+
+
 def report(path: Path) -> int:
     """Print the tables of a saved run (bench/results/NAME.json) again, with today's rows."""
     saved = json.loads(path.read_text("utf-8"))
     n, max_tokens = saved["settings"]["n"], saved["settings"]["max_tokens"]
     grammar_max_tokens = saved["settings"].get("grammar_max_tokens", max_tokens)
-    receipts = load_receipts(n)
-    outcomes = {
-        name: [Outcome(**{k: v for k, v in o.items() if k != "id"}) for o in found]
-        for name, found in saved["samples"]["per_receipt"].items()
-    }
-    figures = {name: scores(found, receipts) for name, found in outcomes.items()}
+    outcomes = read_back(saved["samples"]["per_receipt"])
+    figures = {name: scores(found) for name, found in outcomes.items()}
     print_strategies(f"{NAME}: SROIE, {SPLIT}, N={n}, from {path} ({saved['at']})", figures)
-    rows = rows_for(figures, settings_line(n, max_tokens, grammar_max_tokens))
+    settings = settings_line(n, max_tokens, grammar_max_tokens)
+    rows = rows_for(figures, settings, saved["settings"]["slice"])
+    rows += peer_rows(outcomes, figures, settings)
     notes = [f"measured {saved['at']} at git {saved['git_revision']}; printed again from {path}"]
     common.print_table(f"{NAME}: tether strategies vs the unconstrained baseline", rows, notes)
     return 0
@@ -502,90 +615,114 @@ def arguments() -> argparse.Namespace:
         help="cap for grammar (default none: the schema's bounded strings end its answer)",
     )
     p.add_argument("--workers", type=int, default=1, help="processes sharing the receipts")
+    p.add_argument(
+        "--peer-modes",
+        type=lambda text: [mode for mode in text.split(",") if mode],
+        default=list(PEER_MODES),
+        help=f"Instructor modes to run, comma-separated (default {','.join(PEER_MODES)})",
+    )
     p.add_argument("--no-peer", action="store_true", help="leave out the Instructor peer")
     p.add_argument("--report", type=Path, default=None, help="print a saved result again")
     p.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # I/N, for a worker
     p.add_argument("--shard-out", default=None, help=argparse.SUPPRESS)
-    return p.parse_args()
+    args = p.parse_args()
+    if unknown := [mode for mode in args.peer_modes if mode not in PEER_MODES]:
+        p.error(f"unknown --peer-modes {','.join(unknown)}; choose from {','.join(PEER_MODES)}")
+    return args
+
+
+def notes_for(
+    args: argparse.Namespace, figures: dict[str, dict[str, Any]], run: dict[str, Any]
+) -> list[str]:
+    g, base = figures["grammar"], figures["unconstrained"]
+    modes = ", ".join(run["peer_modes"]) or "left out (--no-peer)"
+    return [
+        "anchor = the unconstrained baseline: model.generate() asking for JSON, parsed once",
+        "grammar: strategy='grammar', attempts=1; repair: strategy='repair', attempts=2; "
+        f"peer: {INSTRUCTOR} on llama-cpp-python's server, max_retries=0, modes {modes}",
+        "Receipt: four strings, max_length company 64, date 16, address 144, total 16 (above "
+        "every gold value)",
+        f"prompt: a fixed instruction + the OCR text cut to its first {OCR_CHARS} characters; "
+        f"temperature 0, seed 0, max_tokens {args.max_tokens} for repair, unconstrained and "
+        "the peer's JSON and MD_JSON (a small model asked for JSON without a schema's grammar "
+        "often runs on until the cap); grammar and the peer's TOOLS and JSON_SCHEMA: "
+        + (
+            "no cap, as the schema bounds every string, so the grammar ends the answer"
+            if args.grammar_max_tokens is None
+            else f"max_tokens {args.grammar_max_tokens}"
+        ),
+        f"llama.cpp threads {run['threads']} for tether's model and the peer's server alike",
+        "exact match: strip, casefold, collapse whitespace; total compared as a number when "
+        "both parse; an invalid answer counts as a miss; the denominator is the receipts with "
+        "that gold field",
+        "decoding tokens/s (judged on a full run): output tokens / call time over the "
+        "receipts where the contender's prompt was already in llama.cpp's cache (it went second: "
+        f"grammar {g['cached_receipts']}, unconstrained {base['cached_receipts']} receipts); "
+        "all time: every receipt, prompt processing included, which weighs more on grammar's "
+        "shorter answers",
+        "grammar vs the peer: speed on the receipts where grammar went first, its prompt "
+        "processed as every peer prompt is; the best mode is the one with the highest valid "
+        "rate in this run",
+        "latency = the whole call, retries included",
+        "errors seen: "
+        + "; ".join(f"{n}: {', '.join(f['errors']) or 'none'}" for n, f in figures.items()),
+        f"tracing on: {run['spans']} spans stored",
+        "order per receipt: grammar and unconstrained swap places (the second reuses the "
+        "first's cached prompt), then repair (its own system prompt), then the peer's TOOLS "
+        "and JSON_SCHEMA, then its JSON and MD_JSON, swapping places (one system prompt)",
+        "warm-up (first receipt, once each): "
+        + ", ".join(f"{n} {s:.1f} s" for n, s in run["warmup"].items()),
+    ]
 
 
 def main() -> int:
     args = arguments()
     if args.report is not None:
         return report(args.report)
+    data = common.data_file(args, DATA_FILE)
     limit = args.limit if args.limit is not None else (QUICK_LIMIT if args.quick else None)
-    receipts = load_receipts(limit)
+    receipts = load_receipts(data, limit)
     params = {"max_tokens": args.max_tokens, "temperature": 0.0, "seed": 0}
     numbered = list(enumerate(receipts))
+    peer_modes = [] if args.no_peer else args.peer_modes
+    # llama-cpp-python's own default, named, so that the peer's server gets the same
+    threads = args.threads or max((os.cpu_count() or 2) // 2, 1)
     if args.shard:  # a worker of --workers: its slice, its samples to a file, no table
         shard, workers = (int(x) for x in args.shard.split("/"))
         part = run_here(
-            numbered[shard::workers],
-            params,
-            args.grammar_max_tokens,
-            args.threads,
-            not args.no_peer,
+            numbered[shard::workers], params, args.grammar_max_tokens, threads, peer_modes,
             f"[{shard}] ",
-        )
+        )  # fmt: skip
         Path(args.shard_out).write_text(json.dumps(part), "utf-8")
         return 0
 
     started = time.perf_counter()
-    print(f"data set: SROIE 2019 key information extraction ({FILE})")
+    print(f"data set: SROIE 2019 key information extraction ({data})")
     print(f"split: {SPLIT}; N = {len(receipts)}; workers = {args.workers}")
-    if not args.no_peer:
+    if peer_modes:
         peer_python()  # made once here, not by each worker at the same time
     if args.workers > 1:
         run = run_workers(args.workers, receipts, args)
+        threads = args.threads or 1
     else:
-        run = run_here(numbered, params, args.grammar_max_tokens, args.threads, not args.no_peer)
+        run = run_here(numbered, params, args.grammar_max_tokens, threads, peer_modes)
+    run.update(threads=threads, peer_modes=peer_modes)
     outcomes = {name: [Outcome(**o) for o in found] for name, found in run["outcomes"].items()}
-    figures = {name: scores(found, receipts) for name, found in outcomes.items()}
+    figures = {name: scores(found) for name, found in outcomes.items()}
     settings = settings_line(len(receipts), args.max_tokens, args.grammar_max_tokens)
     print_strategies(
         f"{NAME}: SROIE, {SPLIT}, N={len(receipts)}, SmolLM2-135M Q4_1 (local:smollm2)",
         figures,
     )
-    rows = rows_for(figures, settings)
-    g, base = figures["grammar"], figures["unconstrained"]
-    notes = [
-        "anchor = the unconstrained baseline: model.generate() asking for JSON, parsed once",
-        "grammar: strategy='grammar', attempts=1; repair: strategy='repair', attempts=2; "
-        f"peer: {INSTRUCTOR} Mode.JSON on llama-cpp-python's server, max_retries=0"
-        + ("" if not args.no_peer else " (left out: --no-peer)"),
-        "Receipt: four strings, max_length company 64, date 16, address 144, total 16 (above "
-        "every gold value)",
-        f"prompt: a fixed instruction + the OCR text cut to its first {OCR_CHARS} characters; "
-        f"temperature 0, seed 0, max_tokens {args.max_tokens} for repair, unconstrained and "
-        "the peer (a small model asked for JSON without a grammar often runs on until the "
-        "cap); grammar: "
-        + (
-            "no cap, as its schema bounds every string, so the grammar ends the answer"
-            if args.grammar_max_tokens is None
-            else f"max_tokens {args.grammar_max_tokens}"
-        ),
-        "exact match: strip, casefold, collapse whitespace; total compared as a number when "
-        "both parse; an invalid answer counts as a miss; the denominator is the receipts with "
-        "that gold field",
-        "decoding tokens/s (judged): output tokens / call time over the receipts where the "
-        "contender's prompt was already in llama.cpp's cache (it went second: "
-        f"grammar {g['cached_receipts']}, unconstrained {base['cached_receipts']} receipts); "
-        "all time: every receipt, prompt processing included, which weighs more on grammar's "
-        "shorter answers",
-        "latency = the whole call, retries included",
-        "errors seen: "
-        + "; ".join(f"{n}: {', '.join(f['errors']) or 'none'}" for n, f in figures.items()),
-        f"tracing on: {run['spans']} spans stored",
-        "order per receipt: grammar and unconstrained swap places (the second reuses the "
-        "first's cached prompt), then repair (its own system prompt), then the peer",
-        "warm-up (first receipt, once each): "
-        + ", ".join(f"{n} {s:.1f} s" for n, s in run["warmup"].items()),
+    rows = rows_for(figures, settings, limit is not None)
+    rows += peer_rows(outcomes, figures, settings)
+    notes = notes_for(args, figures, run)
+    notes.append(
         f"wall time of the benchmark: {time.perf_counter() - started:.1f} s "
-        f"({args.workers} worker process(es), llama.cpp threads "
-        f"{args.threads or (1 if args.workers > 1 else 'default')})",
-    ]
+        f"({args.workers} worker process(es))"
+    )
     common.print_table(f"{NAME}: tether strategies vs the unconstrained baseline", rows, notes)
-    # a slice gets its own file, so a CI or smoke run never replaces the full run's result
+    # a slice gets its own file (in bench/results/scratch/): never the full run's result
     common.write_result(
         NAME if limit is None else f"{NAME}-first{len(receipts)}",
         args,
@@ -593,23 +730,22 @@ def main() -> int:
         settings={
             **params,
             "grammar_max_tokens": args.grammar_max_tokens,
-            "threads": args.threads,
+            "threads": threads,
             "workers": args.workers,
-            "data": str(FILE),
+            "data": str(data),
             "split": SPLIT,
             "n": len(receipts),
+            "slice": limit is not None,
             "ocr_chars": OCR_CHARS,
             "instruction": INSTRUCTION,
-            "peer": None if args.no_peer else INSTRUCTOR,
+            "peer": INSTRUCTOR if peer_modes else None,
+            "peer_modes": peer_modes,
             "spans": run["spans"],
         },
         samples={
             "figures": figures,
             "warmup_s": run["warmup"],
-            "per_receipt": {
-                name: [{"id": r["id"], **asdict(o)} for r, o in zip(receipts, found, strict=True)]
-                for name, found in outcomes.items()
-            },
+            "per_receipt": stored(outcomes, receipts),
         },
     )
     return common.finish(args, rows)

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated project folder per test, and a real llama.cpp server."""
+"""Shared fixtures: an isolated project folder per test, a real llama.cpp server, and the full
+data sets for the tests that need them (``data_sets``, from tests/data_sets.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ("data_sets",)
 
 ROOT = Path(__file__).resolve().parents[1]
 # OpenAI's encodings for tiktoken, rebuilt offline by `make test` (scripts/tiktoken_cache.py).

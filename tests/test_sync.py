@@ -1,6 +1,8 @@
-"""The sync twins: results, errors, early exits, and calls from inside a running loop."""
+"""The sync twins: results, errors, early exits, a bounded buffer, and calls from inside a
+running loop."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -56,3 +58,37 @@ def test_a_sync_call_from_tethers_own_loop_is_refused_not_deadlocked() -> None:
 
     with pytest.raises(RuntimeError, match="await the async twin"):
         _sync.run(nested())
+
+
+async def counted(produced: list[int], closed: list[bool]) -> AsyncIterator[int]:
+    try:
+        for number in range(10**6):
+            produced.append(number)
+            yield number
+    finally:
+        closed.append(True)
+
+
+def test_a_slow_consumer_makes_the_stream_wait_instead_of_piling_events_up() -> None:
+    produced: list[int] = []
+    events = _sync.iterate(counted(produced, []), buffer=4)
+    assert next(events) == 0
+    time.sleep(0.2)  # a consumer busy elsewhere: the stream could run far ahead
+    # the buffer, and the one item the pump holds while it waits for room
+    assert len(produced) <= 1 + 4 + 1
+    assert [next(events) for _ in range(100)] == list(range(1, 101))
+    events.close()
+
+
+def test_stopping_while_the_stream_waits_for_room_closes_it_at_once() -> None:
+    closed: list[bool] = []
+    stream = counted([], closed)  # held here, so only iterate can close it
+    for number in _sync.iterate(stream, buffer=2):
+        time.sleep(0.1)  # the stream fills the buffer and waits
+        if number == 3:
+            break
+    assert closed == [True]
+
+
+def test_a_buffer_of_one_still_hands_over_everything_in_order() -> None:
+    assert list(_sync.iterate(numbers(50, []), buffer=1)) == list(range(50))

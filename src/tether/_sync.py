@@ -53,39 +53,100 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-def iterate(stream: AsyncIterator[T]) -> Iterator[T]:
+class _Handoff:
+    """Items from the background loop to one sync consumer, at most ``size`` waiting.
+
+    The consumer blocks on a SimpleQueue. The loop side, which must never block, awaits a
+    future when the queue is full, and the consumer resolves it as it takes an item. Each side
+    writes only its own count (``sent``, ``taken``) and sets its flag before reading the
+    other's, so neither can miss the other's wake-up: the GIL orders the two threads' steps.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.size = size
+        self.items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.sent = self.taken = 0
+        self.waiter: asyncio.Future[None] | None = None  # the loop side waiting for room
+        self.woken: asyncio.Future[None] | None = None  # the last waiter the consumer woke
+
+    async def send(self, item: Any) -> None:
+        """Hand ``item`` over once there is room (on the loop)."""
+        while self.sent - self.taken >= self.size:
+            self.waiter = self.loop.create_future()
+            if self.sent - self.taken >= self.size:
+                await self.waiter
+            self.waiter = None
+        self.items.put(item)
+        self.sent += 1
+
+    def take(self) -> Any:
+        """The next item, waiting for it (on the consumer's thread)."""
+        item = self.items.get()
+        self.taken += 1
+        waiter = self.waiter
+        if waiter is not None and waiter is not self.woken:
+            self.woken = waiter
+            self.loop.call_soon_threadsafe(wake, waiter)
+        return item
+
+
+def wake(waiter: asyncio.Future[None]) -> None:
+    """Resolve a hand-over's waiter (on its loop), unless it is already done or cancelled."""
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class End:
+    """The last item of a hand-over between threads: the stream finished, or raised ``error``."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+BUFFER = 64  # events held for a consumer that lags; more make the stream wait
+
+
+def iterate(stream: AsyncIterator[T], *, buffer: int = BUFFER) -> Iterator[T]:
     """Iterate an async iterator from sync code.
 
     A pump task on the background loop hands items over through a thread-safe queue, so each
-    item costs one queue hand-off rather than a task and a future.
+    item costs one queue hand-off rather than a task and a future. At most ``buffer`` items
+    wait in it: a consumer that lags makes the stream wait instead of piling events up.
     """
     _check_not_on_loop()
     loop = background_loop()
-    items: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+    handoff = _Handoff(loop, buffer)
     started, finished = threading.Event(), threading.Event()
 
     async def pump() -> None:
         started.set()
         try:
-            async for item in stream:
-                items.put((True, item))
+            try:
+                async for item in stream:
+                    await handoff.send(item)
+            finally:
+                # Stopped while waiting for room, the stream is suspended at a yield: close it
+                # now (its connection, its generation), not when it is collected.
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
         except BaseException as exc:  # handed to the consumer and raised there
-            items.put((False, exc))
+            handoff.items.put(End(exc))
         else:
-            items.put((False, None))
+            handoff.items.put(End())
         finally:
             finished.set()
 
     future = asyncio.run_coroutine_threadsafe(pump(), loop)
     try:
         while True:
-            ok, value = items.get()
-            if ok:
-                yield value
-            elif value is None:
+            item = handoff.take()
+            if type(item) is End:
+                if item.error is not None:
+                    raise item.error
                 return
-            else:
-                raise value
+            yield item
     finally:
         if not finished.is_set():
             # The consumer stopped early: cancel the stream where it runs, and wait until its

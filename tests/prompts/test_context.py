@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import tether
+from data_sets import DataSets
 from tether.config import load_settings
 from tether.errors import ContextTooLong
 from tether.models.local import load, resolve_path
@@ -26,7 +27,7 @@ from tether.testing import ScriptedModel
 from tether.tracing.setup import flush
 from tether.types import Message
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 class Words:
@@ -65,28 +66,46 @@ def test_message_overhead_matches_the_chat_template() -> None:
     assert count_messages(messages, counter) == counter.count("Be brief.Hi") + 2 * MESSAGE_OVERHEAD
 
 
-def held_out_texts() -> list[str]:
+def held_out_texts(data_sets: DataSets) -> list[str]:
     """Every fifth held-out (odd-indexed) text of the calibration sets."""
-    squad = json.loads((DATA / "squad_v2_dev_half" / "dev-v2.0.json").read_text())
+    squad = json.loads(data_sets.path("squad_v2_dev_half/dev-v2.0.json").read_text())
     contexts = [p["context"] for a in squad["data"] for p in a["paragraphs"]]
-    lines = (DATA / "dialogsum" / "dialogsum.dev.jsonl").read_text().splitlines()
+    lines = data_sets.path("dialogsum/dialogsum.dev.jsonl").read_text().splitlines()
     dialogues = [json.loads(line)["dialogue"] for line in lines]
     return contexts[1::2][::5] + dialogues[1::2][::5]
 
 
-def test_the_estimate_stays_within_tolerance_on_held_out_data() -> None:
-    texts = held_out_texts()
-    assert len(texts) > 100
+def estimate_errors(texts: list[str]) -> tuple[list[float], list[float]]:
+    """Relative errors of the estimate and of len(text) / 4 against the exact count."""
     exact, estimate = counter_for("local:smollm2"), EstimateCounter()
     errors, naive = [], []
     for text in texts:
         truth = exact.count(text)
         errors.append(abs(estimate.count(text) - truth) / truth)
         naive.append(abs(len(text) / 4 - truth) / truth)
+    return errors, naive
+
+
+def test_the_estimate_stays_within_tolerance_on_held_out_data(data_sets: DataSets) -> None:
+    texts = held_out_texts(data_sets)
+    assert len(texts) > 100
+    errors, naive = estimate_errors(texts)
     mean = sum(errors) / len(errors)
     assert mean < 0.05  # documented: 3.0% on the whole held-out half
     assert max(errors) < 0.25
     assert mean < sum(naive) / len(naive) / 3  # far better than len/4
+
+
+def test_the_estimate_stays_within_tolerance_on_the_committed_squad_sample() -> None:
+    """The same held-out SQuAD paragraphs, committed (tests/fixtures), so a clone checks it."""
+    lines = (FIXTURES / "squad_v2_held_out.jsonl").read_text("utf-8").splitlines()
+    texts = [json.loads(line)["context"] for line in lines]
+    assert len(texts) == 65
+    errors, naive = estimate_errors(texts)
+    mean = sum(errors) / len(errors)
+    assert mean < 0.05  # documented: SQuAD 4.0% on the whole held-out half
+    assert max(errors) < 0.25
+    assert mean < sum(naive) / len(naive) / 3
 
 
 def test_history_goes_oldest_first_then_chunks_lowest_first_then_examples() -> None:

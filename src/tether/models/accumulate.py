@@ -58,7 +58,10 @@ class Accumulator:
     provider_id: str | None = None
 
     def _piece(self, kind: str, index: int) -> _Piece:
-        return self.pieces.setdefault((kind, index), _Piece(kind))
+        piece = self.pieces.get((kind, index))
+        if piece is None:  # not setdefault: that would build a throwaway piece per delta
+            piece = self.pieces[kind, index] = _Piece(kind)
+        return piece
 
     def add(self, event: StreamEvent) -> None:
         if isinstance(event, TextDelta):

@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import json
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tether._sync import End, wake
 from tether.errors import (
     BadRequest,
     ConfigError,
@@ -31,7 +33,7 @@ from tether.errors import (
     ProviderError,
     TetherError,
 )
-from tether.models.base import Capabilities, Provider
+from tether.models.base import Capabilities, Provider, closing
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
 from tether.models.json_guard import JsonGuard
 from tether.models.local_sampling import (
@@ -512,9 +514,11 @@ class LocalProvider(Provider):
         loaded = await asyncio.to_thread(self.model)
         reader = _ChunkReader()
         try:
-            async for chunk in in_thread(self._chunks(loaded, request), loaded.thread):
-                for event in reader.feed(chunk):
-                    yield event
+            # closed with this stream, not when collected: that stops the generation at once
+            async with closing(in_thread(self._chunks(loaded, request), loaded.thread)) as chunks:
+                async for chunk in chunks:
+                    for event in reader.feed(chunk):
+                        yield event
         except TetherError:
             raise
         except Exception as exc:
@@ -587,10 +591,11 @@ class _ChunkReader:
         choice = chunk["choices"][0]
         delta = choice.get("delta") or {}
         self.finish_reason = choice.get("finish_reason") or self.finish_reason
-        events: list[StreamEvent] = []
-        if text := delta.get("content"):
-            events.append(TextDelta(text=text))
-        for call in delta.get("tool_calls") or []:
+        text, calls = delta.get("content"), delta.get("tool_calls")
+        if not calls:  # nearly every chunk: one token of text
+            return [TextDelta(text=text)] if text else []
+        events: list[StreamEvent] = [TextDelta(text=text)] if text else []
+        for call in calls:
             function = call.get("function") or {}
             events.append(
                 ToolCallDelta(
@@ -657,39 +662,97 @@ async def call_in_thread(call: Callable[[threading.Event], T], thread: Executor)
         raise
 
 
-async def in_thread(make: Callable[[], Iterator[Any]], thread: Executor) -> AsyncIterator[Any]:
-    """Iterate a blocking iterator on ``thread``, handing items over as they come."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    cancelled = threading.Event()
+class _Handoff:
+    """Items from a worker thread to a consumer on the event loop, at most ``size`` waiting.
+
+    The consumer awaits a future only when the deque is empty, and the worker wakes the loop
+    only then; a worker ahead of its consumer blocks on ``room``. Each side writes only its
+    own count (``sent``, ``taken``) and sets its flag before reading the other's, so neither
+    can miss the other's wake-up: the GIL orders the two threads' steps.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.size = size
+        self.items: deque[Any] = deque()
+        self.sent = self.taken = 0
+        self.room = threading.Event()
+        self.room.set()
+        self.closed = False  # the consumer is gone: the worker stops
+        self.waiter: asyncio.Future[None] | None = None  # the consumer waiting for an item
+        self.woken: asyncio.Future[None] | None = None  # the last waiter the worker woke
+
+    def send(self, item: Any) -> bool:
+        """Hand ``item`` over once there is room (on the worker); False once the consumer
+        has gone, and the worker should stop."""
+        while self.sent - self.taken >= self.size and not self.closed:
+            self.room.clear()
+            if self.sent - self.taken >= self.size and not self.closed:
+                self.room.wait()
+        if self.closed:
+            return False
+        self.items.append(item)
+        self.sent += 1
+        waiter = self.waiter
+        if waiter is not None and waiter is not self.woken:
+            self.woken = waiter
+            self.loop.call_soon_threadsafe(wake, waiter)
+        return True
+
+    async def take(self) -> Any:
+        """The next item, waiting for it (on the loop)."""
+        while not self.items:
+            self.waiter = self.loop.create_future()
+            if not self.items:
+                await self.waiter
+            self.waiter = None
+        item = self.items.popleft()
+        self.taken += 1
+        if not self.room.is_set():
+            self.room.set()
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+        self.room.set()
+
+
+BUFFER = 64  # chunks held for a consumer that lags; past that the generation waits
+
+
+async def in_thread(
+    make: Callable[[], Iterator[Any]], thread: Executor, *, buffer: int = BUFFER
+) -> AsyncIterator[Any]:
+    """Iterate a blocking iterator on ``thread``, handing items over as they come. At most
+    ``buffer`` items wait: a consumer that lags makes the iterator wait, and one that stops
+    stops it."""
+    handoff = _Handoff(asyncio.get_running_loop(), buffer)
 
     def produce() -> None:
         try:
             iterator = make()
             try:
                 for item in iterator:
-                    if cancelled.is_set():
+                    if not handoff.send(item):
                         break
-                    loop.call_soon_threadsafe(queue.put_nowait, ("item", item))
             finally:
                 close = getattr(iterator, "close", None)
                 if close is not None:
                     close()
         except BaseException as exc:  # handed to the consumer, raised there
-            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+            handoff.send(End(exc))
         else:
-            loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
+            handoff.send(End())
 
-    worker = loop.run_in_executor(thread, produce)
+    worker = asyncio.get_running_loop().run_in_executor(thread, produce)
     try:
         while True:
-            kind, value = await queue.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
+            item = await handoff.take()
+            if type(item) is End:
+                if item.error is not None:
+                    raise item.error
                 return
+            yield item
     finally:
-        cancelled.set()
+        handoff.close()
         await asyncio.shield(worker)
