@@ -121,7 +121,7 @@ def main() -> int:
     cli = cli_command(python)
     if cli is not None:
         commands["tether --help"] = cli
-    from tether.models.local import resolve_path
+    from tether.models.local_files import resolve_path
 
     cases = first_use(str(resolve_path("smollm2")))
     for case, mine, raw in cases:

@@ -277,7 +277,9 @@ def run_all(args: argparse.Namespace, runs: int, params: dict[str, Any]) -> dict
         import llama_cpp
 
         import tether
-        from tether.models.local import LocalProvider, load, resolve_path
+        from tether.models.local import LocalProvider
+        from tether.models.local_files import resolve_path
+        from tether.models.local_llama import load
         from tether.tracing.setup import flush
 
         path = resolve_path("smollm2")

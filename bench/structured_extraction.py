@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 import _common as common
 from _common import Row
 from _instructor_peer import INSTRUCTOR, Receipt
@@ -51,11 +53,22 @@ PEER_VENV = common.BENCH / ".peer"
 PEER_MODES = ("TOOLS", "JSON_SCHEMA", "JSON", "MD_JSON")
 SCHEMA_BOUND = ("TOOLS", "JSON_SCHEMA")  # capped as grammar is; the others as repair is
 PEER = " (peer)"  # ends every peer contender's name
+PLAIN = "grammar (plain Receipt)"
 INSTRUCTION = (
     "Extract these fields from the receipt below: company (the shop's name), date, address "
     "and total (the amount paid). Copy each value exactly as printed. Answer with one JSON "
     'object with the keys "company", "date", "address" and "total", all strings.'
 )
+
+
+class PlainReceipt(BaseModel):
+    """SROIE's four fields as a user first writes them: plain strings, no bounds. Under a
+    grammar, tether's default bounds and runaway guard keep the answer finite."""
+
+    company: str
+    date: str
+    address: str
+    total: str
 
 
 @dataclass
@@ -147,13 +160,15 @@ def tether_contenders(
     log: list[Any] = []
     recorded = recording_model(model, log)
 
-    def structured(strategy: str, attempts: int, params: dict[str, Any]) -> Contender:
+    def structured(
+        strategy: str, attempts: int, params: dict[str, Any], output: Any = Receipt
+    ) -> Contender:
         def call(prompt: str) -> Outcome:
             log.clear()
             started = time.perf_counter()
             try:
                 obj = generate(
-                    recorded, prompt, Receipt, strategy=strategy, attempts=attempts, **params
+                    recorded, prompt, output, strategy=strategy, attempts=attempts, **params
                 )
                 fields, error = obj.model_dump(), None
             except TetherError as exc:
@@ -180,10 +195,12 @@ def tether_contenders(
         return Outcome(seconds, response.usage.output_tokens, 1, fields, error)
 
     # Every string in Receipt has a max_length, so the grammar itself ends the answer; a cap
-    # below the longest answer the schema allows could only cut a valid one short.
+    # below the longest answer the schema allows could only cut a valid one short. The plain
+    # Receipt leaves its strings unbounded: tether's default bounds and guard end them.
     grammar = {**params, "max_tokens": grammar_max_tokens}
     return {
         "grammar": structured("grammar", 1, grammar),
+        PLAIN: structured("grammar", 1, grammar, PlainReceipt),
         "repair": structured("repair", 2, params),
         "unconstrained": unconstrained,
     }
@@ -249,14 +266,15 @@ def order_for(number: int, names: list[str]) -> tuple[list[str], set[str]]:
     contenders whose prompts share a long prefix the second skips most prompt processing:
     grammar and the baseline (the same prompt, in tether's model) and the peer's JSON and
     MD_JSON modes (the same system prompt, on the server). Each pair swaps places each
-    receipt, so each goes first half the time; the rest have prompts of their own.
+    receipt, so each goes first half the time; the plain Receipt (the same prompt again)
+    always follows the first pair, its prompt cached; the rest have prompts of their own.
     """
     pairs = [["grammar", "unconstrained"], [peer_name("JSON"), peer_name("MD_JSON")]]
     pairs = [pair if number % 2 == 0 else pair[::-1] for pair in pairs]
-    head = pairs[0]
+    head = pairs[0] + [name for name in (PLAIN,) if name in names]
     tail = pairs[1] if all(name in names for name in pairs[1]) else []
     rest = [name for name in names if name not in head and name not in tail]
-    return head + rest + tail, {pair[1] for pair in (head, tail) if pair}
+    return head + rest + tail, {*head[1:], *tail[1:]}
 
 
 def measure(
@@ -432,8 +450,8 @@ def rows_for(figures: dict[str, dict[str, Any]], settings: str, slice_run: bool)
             anchor=100 * base["valid"],
             unit="%",
             ratio=ratio(figures[name]["valid"], base["valid"]),
-            target=f"= {VALID_TARGET:.0%}" if name == "grammar" else "-",
-            passed=figures[name]["valid"] >= VALID_TARGET if name == "grammar" else None,
+            target=f"= {VALID_TARGET:.0%}" if name in ("grammar", PLAIN) else "-",
+            passed=figures[name]["valid"] >= VALID_TARGET if name in ("grammar", PLAIN) else None,
         )
         for name in others
     ]
@@ -641,7 +659,8 @@ def notes_for(
         "grammar: strategy='grammar', attempts=1; repair: strategy='repair', attempts=2; "
         f"peer: {INSTRUCTOR} on llama-cpp-python's server, max_retries=0, modes {modes}",
         "Receipt: four strings, max_length company 64, date 16, address 144, total 16 (above "
-        "every gold value)",
+        "every gold value); plain Receipt: the same four strings with no bounds at all, under "
+        "tether's default Bounds (1,000 characters per string, runaway guard on)",
         f"prompt: a fixed instruction + the OCR text cut to its first {OCR_CHARS} characters; "
         f"temperature 0, seed 0, max_tokens {args.max_tokens} for repair, unconstrained and "
         "the peer's JSON and MD_JSON (a small model asked for JSON without a schema's grammar "
@@ -668,7 +687,8 @@ def notes_for(
         + "; ".join(f"{n}: {', '.join(f['errors']) or 'none'}" for n, f in figures.items()),
         f"tracing on: {run['spans']} spans stored",
         "order per receipt: grammar and unconstrained swap places (the second reuses the "
-        "first's cached prompt), then repair (its own system prompt), then the peer's TOOLS "
+        "first's cached prompt), then the plain Receipt (the same prompt, cached), then repair "
+        "(its own system prompt), then the peer's TOOLS "
         "and JSON_SCHEMA, then its JSON and MD_JSON, swapping places (one system prompt)",
         "warm-up (first receipt, once each): "
         + ", ".join(f"{n} {s:.1f} s" for n, s in run["warmup"].items()),

@@ -162,3 +162,15 @@ def test_extraction_pairs_sharing_a_prompt_swap_places_each_receipt(common: Modu
     alone, cached = bench.order_for(0, ["grammar", "unconstrained", bench.peer_name("TOOLS")])
     assert alone == ["grammar", "unconstrained", bench.peer_name("TOOLS")]
     assert cached == {"unconstrained"}
+
+
+def test_the_plain_receipt_follows_the_pair_whose_prompt_it_shares(common: ModuleType) -> None:
+    import structured_extraction as bench
+
+    names = ["grammar", bench.PLAIN, "repair", "unconstrained"]
+    even, cached_even = bench.order_for(0, names)
+    odd, cached_odd = bench.order_for(1, names)
+    assert even[:3] == ["grammar", "unconstrained", bench.PLAIN]
+    assert odd[:3] == ["unconstrained", "grammar", bench.PLAIN]
+    assert cached_even == {"unconstrained", bench.PLAIN}  # its prompt is the one just seen
+    assert cached_odd == {"grammar", bench.PLAIN}

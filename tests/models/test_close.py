@@ -16,7 +16,7 @@ import httpx2
 import pytest
 
 import tether
-from tether.models import local
+from tether.models import local, local_llama
 from tether.models.anthropic import AnthropicProvider
 from tether.models.base import Capabilities, Model, Provider, ProviderModel
 from tether.models.middleware.fallback import Fallback
@@ -117,14 +117,14 @@ def test_closing_a_local_model_frees_it_and_a_later_call_loads_it_again() -> Non
     loaded = provider.model()
     llama = weakref.ref(loaded.llama)
     model.close()
-    assert loaded not in local._loaded.values()  # forgotten by the module cache
+    assert loaded not in local_llama._loaded.values()  # forgotten by the module cache
     assert loaded.thread._shutdown  # type: ignore[attr-defined]  # its thread ended
     del loaded
     gc.collect()
     assert llama() is None  # nothing holds the llama.cpp model any more
     assert model.generate("Hi", max_tokens=2).text is not None  # loads it again
     again = provider.model()
-    assert again in local._loaded.values()
+    assert again in local_llama._loaded.values()
     model.close()
 
 

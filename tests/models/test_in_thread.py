@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tether.models.base import build_request
-from tether.models.local import LocalProvider, in_thread
+from tether.models.local import LocalProvider
+from tether.models.threads import in_thread
 
 
 def counting(produced: list[int], closed: list[bool], fail_at: int | None = None) -> Iterator[int]:

@@ -14,7 +14,9 @@ import tether
 from tether.config import load_settings
 from tether.errors import ConfigError, ContextTooLong, ModelFileError, UnsupportedParameter
 from tether.models.base import build_request
-from tether.models.local import EMBEDDED, LOOP, LocalProvider, _loaded, resolve_path
+from tether.models.local import LocalProvider
+from tether.models.local_files import EMBEDDED, resolve_path
+from tether.models.local_llama import LOOP, _loaded
 from tether.models.registry import build_provider
 from tether.models.repetition import is_looping
 from tether.types import (
@@ -182,7 +184,7 @@ def test_llama_errors_map_onto_the_error_tree() -> None:
 async def test_a_cancelled_call_stops_its_generation_at_the_next_token() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from tether.models.local import call_in_thread
+    from tether.models.threads import call_in_thread
 
     tokens: list[int] = []
 

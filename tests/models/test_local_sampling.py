@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from llama_cpp import Llama
 
-from tether.models.local import load, resolve_path
+from tether.models.local_files import resolve_path
+from tether.models.local_llama import load
 from tether.models.local_sampling import FIRST_LOOK, grammar_for, keep_count
 
 RECEIPT = {
@@ -230,7 +231,7 @@ def test_logprobs_follow_the_text_when_a_stop_string_cuts_it() -> None:
 def test_a_character_split_over_tokens_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from tether.models import local
+    from tether.models import local_llama
 
     pieces = {1: b"caf", 2: b"\xc3", 3: b"\xa9", 4: b"!"}  # "café!" with é in two tokens
     fake = SimpleNamespace(
@@ -240,11 +241,13 @@ def test_a_character_split_over_tokens_is_one_entry(monkeypatch: pytest.MonkeyPa
         _model=SimpleNamespace(vocab=None),
         detokenize=lambda tokens, special: pieces[tokens[0]],
     )
-    monkeypatch.setattr(local, "_is_eog", lambda vocab, token: False)
-    entries = local._logprobs(fake, "café!")
+    monkeypatch.setattr(local_llama, "_is_eog", lambda vocab, token: False)
+    entries = local_llama.logprobs_of(fake, "café!")
     assert entries is not None
     assert [e.token for e in entries] == ["caf", "é", "!"]
     assert entries[1].logprob == pytest.approx(-0.5)  # both halves of the character
     assert entries[1].top == [("\ufffd", -0.2)]  # the first half's alternatives
-    assert local._logprobs(fake, "caf") is not None
-    assert [e.token for e in local._logprobs(fake, "caf") or []] == ["caf"]  # cut after "caf"
+    assert local_llama.logprobs_of(fake, "caf") is not None
+    assert [e.token for e in local_llama.logprobs_of(fake, "caf") or []] == [
+        "caf"
+    ]  # cut after "caf"

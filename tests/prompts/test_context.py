@@ -13,7 +13,8 @@ import tether
 from data_sets import DataSets
 from tether.config import load_settings
 from tether.errors import ContextTooLong
-from tether.models.local import load, resolve_path
+from tether.models.local_files import resolve_path
+from tether.models.local_llama import load
 from tether.models.registry import build_provider
 from tether.prompts.context import Context
 from tether.prompts.tokens import (

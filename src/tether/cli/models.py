@@ -51,7 +51,7 @@ def _row(kind: str, model_id: str, target: str, price: Price | None) -> Row:
 def list_rows(settings: Settings) -> list[Row]:
     """One row per usable id, configured ones first."""
     from tether.models import pricing
-    from tether.models.local import EMBEDDED
+    from tether.models.local_files import EMBEDDED
     from tether.models.registry import provider_names
 
     price = pricing.price_for
@@ -123,7 +123,7 @@ class Checker:
 
 def _local(name: str) -> Check:
     from tether.errors import ModelFileError
-    from tether.models.local import resolve_path
+    from tether.models.local_files import resolve_path
 
     try:
         path = resolve_path(name)

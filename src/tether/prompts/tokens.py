@@ -85,7 +85,8 @@ class LlamaCounter:
     """Exact counts with a local GGUF model's own tokenizer (no BOS, special tokens as text)."""
 
     def __init__(self, model_name: str, n_ctx: int = 2048, threads: int | None = None) -> None:
-        from tether.models.local import load, resolve_path
+        from tether.models.local_files import resolve_path
+        from tether.models.local_llama import load
 
         self._loaded = load(resolve_path(model_name), n_ctx, threads)
 

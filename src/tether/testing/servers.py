@@ -15,7 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 
-from tether.models.local import resolve_path
+from tether.models.local_files import resolve_path
 
 
 def free_port() -> int:
