@@ -110,3 +110,20 @@ def test_check_params_says_where_the_values_came_from() -> None:
         "unknown parameter 'temprature' (did you mean 'temperature'?); unknown parameter 'top_k'"
         " (did you mean 'top_p'?); valid parameters: temperature,"
     )
+
+
+def test_tether_model_names_its_valid_settings_and_never_echoes_a_value(project: Any) -> None:
+    key = "sk-live-abcdefghijklmnopqrstuvwxyz"
+    with pytest.raises(ConfigError) as caught:
+        tether.model("local:smollm2", api_kye=key)
+    message = str(caught.value)
+    assert "unknown setting 'api_kye' (did you mean 'api_key'?)" in message
+    assert "valid settings: timeout, retries" in message
+    assert key not in message
+    with pytest.raises(ConfigError, match="retries: input should be greater than or equal to 0"):
+        tether.model("local:smollm2", retries=-1)
+    (project / "tether.toml").write_text(
+        '[routers.route]\ndefault = "a"\n[routers.route.routes]\na = "local:smollm2"\n'
+    )
+    with pytest.raises(ConfigError, match="is a router, which takes no settings of its own"):
+        tether.model("route", retries=1)

@@ -309,3 +309,28 @@ def test_messages_are_unchanged_for_the_model(project: Path) -> None:
 
     traced(FunctionModel(keep)).generate(f"use {SK}")
     assert seen == [f"use {SK}"]
+
+
+def test_a_header_passed_through_provider_options_never_reaches_a_cassette(project: Path) -> None:
+    unknown = "azure-secret-0000-1111-2222"  # no known shape, never handed out by tether
+    model = CassetteModel(ScriptedModel("ok"))
+    options = {"openai": {"extra_headers": {"api-key": unknown, "x-request-id": "r-1"}}}
+    with record(project / "calls.json"):
+        model.generate("hi", provider_options=options)
+    stored = (project / "calls.json").read_text()
+    assert unknown not in stored
+    assert "r-1" in stored  # a header that names no credential is kept as it is
+
+
+def test_a_log_probability_keeps_its_token(project: Path) -> None:
+    from tether.types import Response, TokenLogprob
+
+    answer = Response(
+        message=Message.assistant("Hi"), logprobs=[TokenLogprob(token="Hi", logprob=-0.1)]
+    )
+    model = CassetteModel(ScriptedModel(answer))
+    with record(project / "calls.json"):
+        model.generate("hi")
+    with replay(project / "calls.json"):
+        again = model.generate("hi")
+    assert again.logprobs is not None and again.logprobs[0].token == "Hi"

@@ -157,6 +157,15 @@ def test_a_request_without_the_new_fields_stores_as_before() -> None:
     }
 
 
+def test_an_output_schema_at_its_defaults_stores_as_before() -> None:
+    from tether.types import Bounds, OutputSchema
+
+    plain = OutputSchema(name="City", schema={"type": "object"})
+    assert plain.model_dump(mode="json") == {"name": "City", "schema": {"type": "object"}}
+    held = OutputSchema(name="City", schema={}, mode="grammar", strict=False, bounds=Bounds())
+    assert set(held.model_dump(mode="json")) == {"name", "schema", "mode", "strict", "bounds"}
+
+
 def test_a_cassette_recorded_before_the_new_fields_still_replays(tmp_path: Path) -> None:
     from tether.models.middleware.cassette import CassetteModel
     from tether.testing import ScriptedModel, replay
@@ -261,3 +270,12 @@ def test_reasoning_budget_takes_a_count_or_an_effort_word() -> None:
         "minimal", "low", "low", "medium", "medium", "high",
     ]  # fmt: skip
     assert budget_for("medium") == 8192 and budget_for(3000) == 3000 and budget_for("none") == 0
+
+
+def test_tighter_bounds_never_loosen() -> None:
+    from tether.types import Bounds
+
+    assert Bounds(string=1000, items=100).tighter() == Bounds(string=250, items=50)
+    assert Bounds(string=10, items=8).tighter() == Bounds(string=10, items=4)  # not up to 16
+    assert Bounds(string=10, items=1).tighter() is None  # nothing left to tighten
+    assert Bounds(string=None, items=None).tighter() is None

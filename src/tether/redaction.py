@@ -23,9 +23,10 @@ from tether.config import secrets_handed_out
 REDACTED = "[REDACTED]"
 MIN_LENGTH = 8  # shorter values are too likely to be ordinary words to replace everywhere
 KEY_ENV = re.compile(r"(_KEY|_TOKEN|_SECRET|_PASSWORD)$")  # variables that hold credentials
-# A request metadata entry whose name says it holds a credential: redacted whole.
+# A metadata entry or header whose name says it holds a credential: redacted whole. A bare
+# "token" is left out: it is also a log-probability's own field.
 SECRET_NAME = re.compile(
-    r"(api[-_]?key|authorization|cookie|credential|password|secret|token)$", re.IGNORECASE
+    r"(api[-_]?key|authorization|cookie|credential|password|secret|[-_]token)$", re.IGNORECASE
 )
 SHAPES = re.compile(
     r"(?P<header>(?i:\b(?:x-)?api[-_]?key|\bauthorization)[\"']?\s*[:=]\s*[\"']?)"
@@ -91,11 +92,18 @@ def redact_field(name: str, value: str, secrets: tuple[str, ...]) -> str:
 
 
 def redact_data(value: Any, secrets: tuple[str, ...]) -> Any:
-    """Every string in JSON-like data (dicts, lists, strings) redacted; keys are kept."""
+    """Every string in JSON-like data (dicts, lists, strings) redacted; keys are kept, and
+    the value of a key that names a credential (``api-key``, ``Authorization``: a header
+    passed through provider_options, say) is redacted whole, whatever its shape."""
     if isinstance(value, str):
         return redact(value, secrets)
     if isinstance(value, dict):  # not Mapping: an ABC check costs more than the rest here
-        return {key: redact_data(item, secrets) for key, item in value.items()}
+        return {
+            key: REDACTED
+            if isinstance(key, str) and isinstance(item, str) and SECRET_NAME.search(key)
+            else redact_data(item, secrets)
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
         return [redact_data(item, secrets) for item in value]
     return value

@@ -352,16 +352,13 @@ class Bounds(BaseModel):
         return " ".join([*parts, "runaway" if self.runaway else "no-runaway"])
 
     def tighter(self) -> Bounds | None:
-        """A quarter of the string bound and half the list bound, for one more try after an
-        answer was cut off; None when neither is bounded."""
-        if self.string is None and self.items is None:
+        """A quarter of the string bound (not below 16 characters) and half the list bound,
+        for one more try after an answer was cut off; None when that tightens nothing."""
+        string = min(self.string, max(16, self.string // 4)) if self.string else None
+        items = max(1, self.items // 2) if self.items else None
+        if (string, items) == (self.string, self.items):
             return None
-        return self.model_copy(
-            update={
-                "string": max(16, self.string // 4) if self.string else None,
-                "items": max(1, self.items // 2) if self.items else None,
-            }
-        )
+        return self.model_copy(update={"string": string, "items": items})
 
 
 def check_params(
@@ -427,10 +424,11 @@ class OutputSchema(BaseModel):
 
     name: str
     schema_: dict[str, Any] = Field(alias="schema")
-    description: str | None = None
-    mode: Literal["native", "grammar"] | None = None
-    strict: bool = True
-    bounds: Bounds | None = None
+    description: str | None = optional()
+    mode: Literal["native", "grammar"] | None = optional()
+    # left out of the stored form at their defaults, so earlier recordings keep their keys
+    strict: bool = Field(default=True, exclude_if=lambda strict: strict is True)
+    bounds: Bounds | None = optional()
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

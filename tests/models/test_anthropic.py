@@ -917,11 +917,20 @@ async def test_transport_errors(
     assert caught.value.retryable
 
 
-async def test_sdk_refuses_long_non_streaming_call(fake: Callable[..., FakeAnthropic]) -> None:
-    # The SDK raises a bare ValueError before sending: not retryable, and the fix is to stream.
-    model = fake().model()
-    with pytest.raises(errors.BadRequest, match="stream the call"):
-        await model.agenerate("hi", max_tokens=64000)
+async def test_a_long_call_the_sdk_refuses_unless_streamed_is_streamed(
+    fake: Callable[..., FakeAnthropic],
+) -> None:
+    # The SDK raises a bare ValueError before sending a call this long; tether streams it.
+    endpoint = fake(sse_reply("stream_text.sse"), check=lambda body: body["stream"])
+    response = await endpoint.model().agenerate("hi", max_tokens=64000)
+    assert response.text
+
+
+def test_a_value_error_the_sdk_raises_before_sending_is_a_bad_request() -> None:
+    refused = map_error(ValueError("Streaming is required for operations..."), "anthropic:x")
+    assert type(refused) is errors.BadRequest and "stream the call" in str(refused)
+    other = map_error(ValueError("unexpected keyword"), "anthropic:x")
+    assert type(other) is errors.BadRequest and "provider options" in str(other)
 
 
 def test_retry_after_forms() -> None:
@@ -1024,8 +1033,9 @@ def test_sdk_exception_mapping(name: str, expected: type[errors.ProviderError]) 
 
 
 def test_unreadable_bodies_map_to_malformed_response() -> None:
-    for exc in (json.JSONDecodeError("Expecting value", "{", 1), ValueError("bad data")):
-        assert type(map_error(exc, "anthropic:x")) is errors.MalformedResponse
+    assert type(map_error(json.JSONDecodeError("x", "{", 1), "anthropic:x")) is (
+        errors.MalformedResponse
+    )
     assert map_error(json.JSONDecodeError("Expecting value", "{", 1), "anthropic:x").excerpt == "{"
 
 

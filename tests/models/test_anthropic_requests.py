@@ -558,3 +558,18 @@ def test_images_keep_their_mapping_with_a_mark() -> None:
         "source": {"type": "url", "url": "https://example.com/a.png"},
         "cache_control": {"type": "ephemeral"},
     }
+
+
+async def test_a_call_the_sdk_only_makes_as_a_stream_is_streamed_for_you(fake: Fake) -> None:
+    # "max" effort on a budget model: 4,096 + 49,152 tokens by default, past the SDK's
+    # non-streaming limit (it refuses, "Streaming is required"); the answer is the same
+    def check(body: dict[str, Any]) -> None:
+        assert body["stream"] is True
+        assert body["max_tokens"] > 21_333
+
+    endpoint = fake(sse_reply("stream_text.sse"), check=check)
+    plain = fake(sse_reply("stream_text.sse"))
+    response = await endpoint.model().request(ask(Message.user("Hi"), reasoning_budget="max"))
+    streamed = final(await collect(plain.model().request_stream(ask(Message.user("Hi")))))
+    assert response.text == streamed.text and response.text
+    assert response.usage == streamed.usage

@@ -24,7 +24,7 @@ from tether.models.middleware.retry import Retry
 from tether.models.middleware.router import Router
 from tether.models.openai import OpenAIProvider
 from tether.testing import ScriptedModel
-from tether.types import Request, Response, StreamEvent
+from tether.types import Message, Params, Request, Response, StreamEvent
 
 
 class Holding(ScriptedModel):
@@ -126,6 +126,32 @@ def test_closing_a_local_model_frees_it_and_a_later_call_loads_it_again() -> Non
     again = provider.model()
     assert again in local_llama._loaded.values()
     model.close()
+
+
+def test_what_else_holds_a_closed_local_model_loads_it_again_instead_of_crashing() -> None:
+    from tether.errors import ConfigError
+    from tether.prompts.tokens import LlamaCounter
+
+    counter = LlamaCounter("smollm2")
+    before = counter.count("hello world")
+    model = tether.model("local:smollm2")
+    loaded = provider_of(model).model()
+    model.close()
+    with pytest.raises(ConfigError, match="was closed; build the model again"):
+        _ = loaded.llama  # its memory is freed: touching it would crash the process
+    assert counter.count("hello world") == before  # the counter loads the model anew
+
+
+async def test_a_call_that_meets_its_model_closed_may_be_made_again() -> None:
+    from tether.errors import Unavailable
+
+    model = tether.model("local:smollm2")
+    provider = provider_of(model)
+    loaded = provider.model()
+    local_llama.unload(loaded)  # another holder closes it between load and call
+    provider.model = lambda: loaded  # type: ignore[method-assign]  # this call still holds it
+    with pytest.raises(Unavailable, match="closed while this call waited"):
+        await provider.request(Request(messages=[Message.user("Hi")], params=Params(max_tokens=2)))
 
 
 async def test_openai_closes_its_own_client_not_an_injected_one(

@@ -99,3 +99,25 @@ async def test_closing_a_local_stream_stops_its_generation_before_it_returns() -
     # the loop here would stall a clean-up left to a later task
     assert provider.model().thread.submit(lambda: "free").result(timeout=2) == "free"
     assert provider.model().llama.last_completion_tokens < 100
+
+
+def test_a_reader_may_call_the_same_model_while_it_reads_a_stream() -> None:
+    import threading
+
+    import tether
+
+    model = tether.model("local:smollm2")
+    seen: list[str] = []
+
+    def read() -> None:
+        for number, _event in enumerate(
+            model.stream("Tell a long story about a dog.", max_tokens=300, temperature=0)
+        ):
+            if number == 3:  # the stream's generation must not hold the model's thread
+                seen.append(model.generate("Hi", max_tokens=3, temperature=0).text)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=120)
+    assert not reader.is_alive(), "the nested call waited forever for the model's thread"
+    assert seen and seen[0]

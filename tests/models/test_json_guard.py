@@ -74,7 +74,11 @@ def test_a_row_of_one_character_is_a_value_until_it_runs_long() -> None:
 
 
 def test_free_text_folds_a_closing_brace_into_its_end_but_not_keys_or_enums() -> None:
-    assert guard('{"customer": "Mad').folds()
+    assert guard('{"customer": "Mad').folds() == ("brace-closer",)  # "Section [3]" stays text
+    assert guard('{"customer": "x", "items": [], "tags": ["fl').folds() == (
+        "brace-closer",
+        "list-closer",
+    )  # in a list item, a closing bracket ends the string too
     assert not guard('{"custo').folds()  # a key: the grammar spells it
     assert not guard('{"customer": "x", "items": [], "tags": [], "kind": "').folds()
     assert not guard('{"customer": "Mad', Bounds(runaway=False)).folds()
@@ -94,14 +98,32 @@ def test_a_list_does_not_go_on_past_its_bound() -> None:
     assert not three.overruns(b"}")
 
 
-def test_a_list_ends_at_an_item_that_repeats_an_earlier_one() -> None:
+def test_a_list_ends_where_it_starts_repeating_itself() -> None:
     bounds = Bounds(string=100, items=50)
-    repeated = guard('{"customer": "x", "items": [], "tags": ["text", "text', bounds)
-    assert repeated.overruns(b'",')  # closing the repeat and going on
-    assert not repeated.overruns(b'"]')
-    assert not repeated.overruns(b"s")  # "texts" is another item
-    fresh = guard('{"customer": "x", "items": [], "tags": ["flour", "eggs', bounds)
+    twice = guard('{"customer": "x", "items": [], "tags": ["text", "text', bounds)
+    assert not twice.overruns(b'",')  # two of the same may be meant
+    thrice = guard('{"customer": "x", "items": [], "tags": ["text", "text", "text', bounds)
+    assert thrice.overruns(b'",')  # a third is a loop: closing it and going on is refused
+    assert not thrice.overruns(b'"]')
+    assert not thrice.overruns(b"s")  # "texts" is another item
+    run = guard('{"customer": "x", "items": [], "tags": ["a", "b", "a", "b", "a", "b', bounds)
+    assert run.overruns(b'",')
+    fresh = guard('{"customer": "x", "items": [], "tags": ["flour", "eggs", "flour', bounds)
     assert not fresh.overruns(b'",')
+
+
+def test_a_repeated_object_ends_its_list_but_repeated_numbers_do_not() -> None:
+    bounds = Bounds(items=50)
+    item = '{"name": "soda", "quantity": 1}'
+    again = guard('{"customer": "x", "items": [' + item + ", " + item[:-1], bounds)
+    assert again.overruns(b"},")  # the same object a second time
+    assert not again.overruns(b"}]")
+
+    class Prices(BaseModel):
+        prices: list[float]
+
+    same = guard('{"prices": [2.5, 2.5, 2.|5', bounds, Prices.model_json_schema())
+    assert not same.overruns(b",")  # two items at one price are data, not a loop
 
 
 def test_the_guard_follows_escapes_nesting_and_keys() -> None:
@@ -142,7 +164,8 @@ def test_token_kinds() -> None:
     assert TOKEN_KINDS["comma"].match(b'",')
     assert TOKEN_KINDS["comma"].match(b"}, {")
     assert not TOKEN_KINDS["comma"].match(b"}]")
-    assert TOKEN_KINDS["closer"].match(b" }")
-    assert TOKEN_KINDS["closer"].match(b"]")
-    assert not TOKEN_KINDS["closer"].match(b"x}")
+    assert TOKEN_KINDS["brace-closer"].match(b" }")
+    assert TOKEN_KINDS["list-closer"].match(b"]")
+    assert not TOKEN_KINDS["list-closer"].match(b"}")
+    assert not TOKEN_KINDS["brace-closer"].match(b"x}")
     assert TOKEN_KINDS["quote"].match(b'"}')

@@ -251,3 +251,24 @@ def test_a_character_split_over_tokens_is_one_entry(monkeypatch: pytest.MonkeyPa
     assert [e.token for e in local_llama.logprobs_of(fake, "caf") or []] == [
         "caf"
     ]  # cut after "caf"
+
+
+def test_a_guard_that_fails_falls_back_to_the_plain_grammar_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tether
+    from tether.models.json_guard import JsonGuard
+    from tether.types import Bounds, Message, OutputSchema, Request
+
+    def broken(self: JsonGuard) -> None:
+        raise RuntimeError("guard broke")
+
+    monkeypatch.setattr(JsonGuard, "constraint", broken)
+    request = Request(
+        messages=[Message.user(f"Extract the receipt as JSON.\n\n{TEXT}")],
+        output=OutputSchema(name="receipt", schema=RECEIPT, bounds=Bounds()),
+        params={"temperature": 0, "max_tokens": 80},
+    )
+    with pytest.warns(UserWarning, match="grammar guard failed.*guard broke"):
+        response = tether.model("local:smollm2").generate(request)
+    assert set(json.loads(response.text)) == set(RECEIPT["properties"])  # still valid JSON

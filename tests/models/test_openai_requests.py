@@ -48,6 +48,15 @@ async def test_a_free_form_object_asks_for_json_mode(openai_model: ModelFactory)
     found = await openai_model(wire).agenerate("Lima as JSON", output=dict[str, Any])
     assert wire.sent["response_format"] == {"type": "json_object"}
     assert found == {"city": "Lima", "population": 10000000}
+    assert [m["role"] for m in wire.sent["messages"]] == ["user"]  # it already says JSON
+
+
+async def test_json_mode_asks_for_json_when_the_prompt_does_not(openai_model: ModelFactory) -> None:
+    # OpenAI refuses JSON mode (400) unless the conversation says "JSON" somewhere
+    wire = Wire(answer_with('{"city": "Lima"}'))
+    await openai_model(wire).agenerate("Tell me about Lima", output=dict[str, Any])
+    assert wire.sent["messages"][0] == {"role": "system", "content": "Answer with a JSON object."}
+    assert wire.sent["messages"][1]["content"] == "Tell me about Lima"
 
 
 class Forecast(BaseModel):
@@ -208,7 +217,7 @@ async def test_several_answers_are_refused_on_a_stream(openai_model: ModelFactor
 
 async def test_cache_marks_need_nothing_sent_to_openai(openai_model: ModelFactory) -> None:
     wire = Wire(recorded("completion_text.json"))
-    message = Message.system("Long instructions.", cache_control=CacheControl(ttl="1h"))
+    message = Message.system("Long instructions.", cache_control=CacheControl())
     await openai_model(wire).agenerate(
         [message, Message.user("hi")], cache_control={"type": "ephemeral"}
     )
@@ -346,3 +355,20 @@ async def test_an_endpoint_alias_keeps_its_compatible_capabilities(project: Any)
     provider = provider_of(tether.model("lab-proxy"))
     assert provider.compatible and provider.base_url == "http://127.0.0.1:8/v1"
     assert provider.options["api_key_env"] == "LAB_KEY"
+
+
+def test_a_cache_lifetime_is_refused_where_caching_is_automatic() -> None:
+    from tether.errors import UnsupportedParameter
+    from tether.models.base import ProviderModel
+    from tether.models.openai import OpenAIProvider
+    from tether.types import CacheControl
+
+    long_lived = CacheControl(ttl="1h")
+    for model in (
+        ProviderModel(OpenAIProvider("gpt-4.1-mini")),
+        tether.model("local:smollm2"),
+    ):
+        with pytest.raises(UnsupportedParameter, match="cannot keep a prompt cache for 1h"):
+            model.generate([Message.user("hi", cache_control=long_lived)])
+        with pytest.raises(UnsupportedParameter, match="drop the ttl"):
+            model.generate("hi", cache_control=long_lived)

@@ -95,3 +95,12 @@ def test_a_streamed_answer_that_does_not_validate_raises() -> None:
         list(stream(model, PROMPT, Receipt))
     assert "total" in " ".join(info.value.errors)
     assert info.value.text.startswith('{"company"')
+
+
+def test_an_annotated_answer_with_unhashable_metadata_streams_too() -> None:
+    from typing import Annotated
+
+    output = Annotated[list[str], {"note": "unhashable"}]
+    *partials, final = list(stream(ScriptedModel('{"items": ["a", "b"]}'), PROMPT, output))
+    assert final == ["a", "b"]
+    assert partials[-1] == ["a", "b"]

@@ -32,8 +32,9 @@ from tether.errors import (
     Timeout,
     Unavailable,
 )
+from tether.models.accumulate import Accumulator
 from tether.models.anthropic_request import build_params, output_tool, profile, wire_messages
-from tether.models.base import Capabilities, Provider
+from tether.models.base import Capabilities, Provider, closing
 from tether.models.http import retry_after
 from tether.models.reading import malformed, reading
 from tether.types import (
@@ -121,6 +122,7 @@ class AnthropicProvider(Provider):
             vision=bool(self.options.get("vision", True)),
             documents=DOCUMENTS,
             service_tiers=SERVICE_TIERS,
+            cache_ttls=frozenset({"5m", "1h"}),
             structured=frozenset({"native"} if json_schema else ()),
             context_window=int(self.options.get("context_window", CONTEXT_WINDOW)),
             notes={
@@ -167,6 +169,8 @@ class AnthropicProvider(Provider):
         from anthropic.types import Message as WireMessage
 
         params = build_params(request, self.model_name, self.options)
+        if must_stream(params["max_tokens"], self.model_name):
+            return await self._streamed(request)
         try:
             message = await self._client().messages.create(**params)
         except failures() as exc:
@@ -177,6 +181,20 @@ class AnthropicProvider(Provider):
             if not isinstance(message, WireMessage):
                 raise TypeError(f"expected a Message, got {type(message).__name__}")
             return to_response(message, self.model_id, output=output_tool(request, params))
+
+    async def _streamed(self, request: Request) -> Response:
+        """The Response of a call the SDK will only make as a stream (a long answer)."""
+        acc = Accumulator()
+        async with closing(self.stream(request)) as events:
+            async for event in events:
+                acc.add(event)
+        if not acc.finished:
+            raise Unavailable(
+                f"{self.model_id}: the stream ended before the answer was complete; {_RETRY}",
+                model=self.model_id,
+                provider=self.name,
+            )
+        return acc.response(self.model_id)
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         params = build_params(request, self.model_name, self.options)
@@ -348,6 +366,15 @@ def _delta(index: int, delta: RawContentBlockDelta) -> list[StreamEvent]:
     return []  # citations are not part of tether's Response
 
 
+def must_stream(max_tokens: int, model_name: str) -> bool:
+    """Whether the SDK refuses this call unless it streams: one that may take longer than
+    ten minutes by its reckoning (128,000 tokens an hour), or past a model's own limit."""
+    from anthropic._constants import MODEL_NONSTREAMING_TOKENS
+
+    limit = MODEL_NONSTREAMING_TOKENS.get(model_name)
+    return max_tokens * 3600 / 128_000 > 600 or (limit is not None and max_tokens > limit)
+
+
 # -- errors --------------------------------------------------------------------------------
 
 _RETRY = "try again (the retry middleware does this for you)"
@@ -458,10 +485,11 @@ def _classify(exc: BaseException) -> tuple[type[ProviderError], str]:
     if isinstance(exc, ValueError) and "Streaming is required" in str(exc):
         # The SDK refuses long non-streaming calls itself, before sending anything.
         return BadRequest, "lower max_tokens, or stream the call (astream/stream)"
-    if isinstance(exc, anthropic.APIError | ValueError):
+    if isinstance(exc, anthropic.APIError):
         return MalformedResponse, MALFORMED_HINT
-    if isinstance(exc, anthropic.AnthropicError):
-        return BadRequest, "the SDK refused the call; check the provider options"
+    if isinstance(exc, anthropic.AnthropicError | ValueError):
+        # raised by the SDK before anything was sent: the call as built, not the answer
+        return BadRequest, "the SDK refused the call; check the request and its provider options"
     return ProviderError, "an unexpected failure; report it with the traceback"
 
 

@@ -25,7 +25,9 @@ class Capabilities:
     Params.provider_options into its call). ``efforts`` are the words reasoning_budget may
     take (a token budget needs only ``reasoning``); ``service_tiers`` the tiers it knows;
     ``tool_options`` which of ToolSpec's strict, defer_loading and cache_control it honours;
-    ``documents`` which DocumentPart sources and options it reads.
+    ``documents`` which DocumentPart sources and options it reads; ``cache_ttls`` the cache
+    lifetimes a cache mark may ask for (none: it caches as it sees fit, so asking for one
+    is refused).
     """
 
     params: frozenset[str] = frozenset(
@@ -40,6 +42,7 @@ class Capabilities:
     documents: frozenset[str] = frozenset()
     audio: bool = False
     service_tiers: frozenset[str] = frozenset()
+    cache_ttls: frozenset[str] = frozenset()
     # How it can hold an answer to Request.output's schema: "native" (the provider's own
     # structured-output mode) and/or "grammar" (constrained decoding); empty for neither.
     structured: frozenset[str] = frozenset()
@@ -140,6 +143,15 @@ def _check_parts(request: Request, caps: Capabilities, model_id: str) -> None:
     marked = any(isinstance(p, CACHEABLE) and p.cache_control for p in parts)
     if marked and "cache_control" not in caps.params:
         raise _unsupported(caps, model_id, "cache_control")
+    marks = [p.cache_control for p in parts if isinstance(p, CACHEABLE) and p.cache_control]
+    marks += [tool.cache_control for tool in request.tools if tool.cache_control]
+    marks += [request.params.cache_control] if request.params.cache_control else []
+    for mark in marks:
+        if mark.ttl is not None and mark.ttl not in caps.cache_ttls:
+            raise UnsupportedParameter(
+                f"{model_id} cannot keep a prompt cache for {mark.ttl}: it caches shared "
+                "prompt prefixes by itself, for as long as it sees fit; drop the ttl"
+            )
 
 
 _NO_MODE = {

@@ -26,6 +26,7 @@ END_STRING = b'"'
 # Formats whose strings llama.cpp's grammar already bounds.
 BOUNDED_FORMATS = frozenset({"date", "date-time", "time", "uuid"})
 MAX_PERIOD = 256  # the longest unit a string may repeat and still be caught
+MAX_ITEM_PERIOD = 8  # the most text items a list may repeat as one run and still be caught
 # What reading a token changes besides the text and the containers (put back by overruns).
 _SCALARS = ("state", "in_key", "escape", "string_start", "string_bound", "string_free", "overran")
 
@@ -238,22 +239,37 @@ class JsonGuard:
                 setattr(self, name, value)
 
     def _list_over(self, container: _Container) -> bool:
-        """A list whose items so far fill its bound, or whose last item repeats."""
+        """A list whose items so far fill its bound, or that has started repeating itself:
+        an object (or list) item the same as an earlier one, or a run of text items said
+        three times over (``"text", "text", "text"``). Numbers and other plain values may
+        repeat (two items at one price): only the bound ends such a list."""
         items = container.items
         if container.bound is not None and len(items) >= container.bound:
             return True
-        return self.bounds.runaway and len(items) >= 2 and items[-1] in items[:-1]
+        if not self.bounds.runaway or len(items) < 2:
+            return False
+        last = items[-1][:1]
+        if last in (b"{", b"["):
+            return items[-1] in items[:-1]
+        if last == b'"':
+            period, length = periodic_tail(items, MAX_ITEM_PERIOD)
+            return period > 0 and length >= 3 * period
+        return False
 
-    def folds(self) -> bool:
-        """Whether a closing brace or bracket now means the end of the string being written:
-        inside free text, a small model that writes one has moved on without the quote."""
-        return (
+    def folds(self) -> tuple[str, ...]:
+        """The kinds of token that now mean the end of the string being written: inside free
+        text, a closing brace (a small model that writes one has moved on without the
+        quote), and in a list item a closing bracket too (elsewhere ``[3]`` is text)."""
+        if not (
             self.state == "string"
             and not self.in_key
             and not self.escape
             and self.string_free
             and self.bounds.runaway
-        )
+        ):
+            return ()
+        in_list = bool(self.stack) and self.stack[-1].kind == "array"
+        return (BRACE_CLOSER, LIST_CLOSER) if in_list else (BRACE_CLOSER,)
 
     def _string_should_end(self, content: bytes) -> bool:
         bound = self.string_bound
@@ -288,12 +304,13 @@ class Constraint:
     check_lists: bool = False
 
 
-QUOTE, COMMA, CLOSER = "quote", "comma", "closer"
+QUOTE, COMMA, BRACE_CLOSER, LIST_CLOSER = "quote", "comma", "brace-closer", "list-closer"
 # What each kind of token looks like, from the start of its text.
 TOKEN_KINDS: dict[str, re.Pattern[bytes]] = {
     QUOTE: re.compile(rb'"'),  # ends a string
     COMMA: re.compile(rb"[^,]*,", re.DOTALL),  # holds a comma: may go on with a list
-    CLOSER: re.compile(rb"[ \t\n\r]*[}\]]"),  # would close an object or list
+    BRACE_CLOSER: re.compile(rb"[ \t\n\r]*}"),  # would close an object
+    LIST_CLOSER: re.compile(rb"[ \t\n\r]*]"),  # would close a list
 }
 
 
@@ -324,4 +341,12 @@ def _free_text(schema: dict[str, Any]) -> bool:
     return not ("enum" in schema or "const" in schema or schema.get("format") in BOUNDED_FORMATS)
 
 
-__all__ = ["CLOSER", "COMMA", "QUOTE", "TOKEN_KINDS", "Constraint", "JsonGuard"]
+__all__ = [
+    "BRACE_CLOSER",
+    "COMMA",
+    "LIST_CLOSER",
+    "QUOTE",
+    "TOKEN_KINDS",
+    "Constraint",
+    "JsonGuard",
+]

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import json
 import threading
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from tether.errors import (
     OutputInvalid,
     ProviderError,
     TetherError,
+    Unavailable,
 )
 from tether.models.base import Capabilities, Provider, closing
 from tether.models.chat_format import chat_messages, tool_choice, tool_definitions
@@ -179,9 +181,10 @@ class LocalProvider(Provider):
 
         def chunks_then_usage() -> Iterator[Any]:
             # Runs on the model's thread: the counts are read before another call resets them.
-            llama.guard, llama.watch_loops = guard, watch_loops
+            llama.guard, llama.watch_loops, llama.best_first = guard, watch_loops, None
             try:
                 yield from llama.create_chat_completion(stream=True, **args)
+                warn_if_unguarded(llama, self.model_id)
             finally:
                 llama.guard, llama.watch_loops = None, False
             yield Usage(
@@ -205,7 +208,9 @@ class LocalProvider(Provider):
             llama.stop, llama.record_logprobs, llama.recorder = stop, request.params.logprobs, None
             llama.guard, llama.watch_loops = guard, watch_loops
             try:
+                llama.best_first = None
                 result = llama.create_chat_completion(**args)
+                warn_if_unguarded(llama, self.model_id)
                 if llama.looped:
                     result["choices"][0]["finish_reason"] = "repetition"
                 text = result["choices"][0]["message"].get("content") or ""
@@ -216,11 +221,11 @@ class LocalProvider(Provider):
 
         try:
             result, logprobs = await call_in_thread(complete, loaded.thread)
+            response = self._response(result)
         except TetherError:
             raise
         except Exception as exc:
-            raise map_error(exc, self.model_id) from exc
-        response = self._response(result)
+            raise map_error(exc, self.model_id, closed=loaded.closed) from exc
         response.logprobs = logprobs
         return response
 
@@ -250,16 +255,34 @@ class LocalProvider(Provider):
         loaded = await asyncio.to_thread(self.model)
         reader = _ChunkReader()
         try:
-            # closed with this stream, not when collected: that stops the generation at once
-            async with closing(in_thread(self._chunks(loaded, request), loaded.thread)) as chunks:
+            # Closed with this stream, not when collected: that stops the generation at once.
+            # The buffer holds a whole generation (it cannot outgrow the context window), so
+            # the generation never waits on its reader: a reader may call this model again
+            # while it reads, and the thread is free as soon as the answer is written.
+            produce = self._chunks(loaded, request)
+            whole = loaded.n_ctx + 8
+            async with closing(in_thread(produce, loaded.thread, buffer=whole)) as chunks:
                 async for chunk in chunks:
                     for event in reader.feed(chunk):
                         yield event
         except TetherError:
             raise
         except Exception as exc:
-            raise map_error(exc, self.model_id) from exc
+            raise map_error(exc, self.model_id, closed=loaded.closed) from exc
         yield reader.finish()
+
+
+def warn_if_unguarded(llama: Any, model_id: str) -> None:
+    """Say so when tether's grammar sampler failed at some step and fell back to llama.cpp's
+    plain grammar there: the answer is still valid, but the JSON guard's bounds did not hold
+    for it."""
+    sampler = llama.best_first
+    if sampler is not None and sampler.failure is not None:
+        warnings.warn(
+            f"{model_id}: the grammar guard failed ({sampler.failure!r}) and this answer was "
+            "decoded under the plain grammar from then on; please report it",
+            stacklevel=2,
+        )
 
 
 LOOPED = "repetition"  # sent after a streamed answer's usage when the loop guard ended it
@@ -317,12 +340,20 @@ def _known_options(args: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def map_error(exc: Exception, model_id: str) -> TetherError:
+def map_error(exc: Exception, model_id: str, *, closed: bool = False) -> TetherError:
     """llama.cpp raises ValueError for requests it cannot serve; name what went wrong. A
-    result of a shape tether cannot read is a MalformedResponse, not worth a retry."""
+    result of a shape tether cannot read is a MalformedResponse, not worth a retry. A call
+    that met its model closed (by another holder of it) may simply be made again."""
     from pydantic import ValidationError
 
     text = str(exc)
+    if closed:
+        return Unavailable(
+            f"{model_id}: the model was closed while this call waited for it; call again, "
+            "and it loads anew",
+            model=model_id,
+            provider="local",
+        )
     if "exceed context window" in text:
         return ContextTooLong(
             f"{model_id}: {text}; shorten the prompt or raise [local] n_ctx in tether.toml",
@@ -336,4 +367,9 @@ def map_error(exc: Exception, model_id: str) -> TetherError:
         return malformed(exc, None, model=model_id, provider="local", hint=hint)
     if isinstance(exc, ValueError):
         return BadRequest(f"{model_id}: {text}", model=model_id, provider="local")
-    return ProviderError(f"{model_id}: llama.cpp failed: {exc!r}", model=model_id, provider="local")
+    return ProviderError(
+        f"{model_id}: llama.cpp failed ({exc!r}); check the model file with "
+        "`tether models --check`, and report it with the traceback if it persists",
+        model=model_id,
+        provider="local",
+    )

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tether.errors import BadRequest, ModelFileError
+from tether.errors import BadRequest, ConfigError, ModelFileError
 from tether.models.json_guard import JsonGuard
 from tether.models.local_sampling import (
     BestFirstGrammar,
@@ -45,7 +45,7 @@ class Loaded:
     def __init__(self, path: Path, n_ctx: int, threads: int | None) -> None:
         llama_class = _counting_llama()
         try:
-            self.llama = llama_class(
+            self._llama = llama_class(
                 model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False
             )
         except ValueError as exc:
@@ -55,6 +55,19 @@ class Loaded:
             ) from exc
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tether-llama")
         self.n_ctx = n_ctx
+        self.path = path
+        self.closed = False
+
+    @property
+    def llama(self) -> Any:
+        """The llama.cpp model; ConfigError once it is closed (its memory is freed: touching
+        it would crash the process)."""
+        if self.closed:
+            raise ConfigError(
+                f"the local model {self.path.name} was closed; build the model again "
+                "(tether.model(...)) to load it anew"
+            )
+        return self._llama
 
     def count_prompt(self, messages: list[dict[str, Any]], tools: Any) -> int:
         prompt = self._formatter()(messages=messages, tools=tools).prompt
@@ -63,7 +76,8 @@ class Loaded:
     def close(self) -> None:
         """Let the calls already on its thread finish, end the thread, free the model."""
         self.thread.shutdown(wait=True)
-        self.llama.close()
+        self.closed = True
+        self._llama.close()
         # The formatter cache holds every loaded model: clearing it lets this one go (the
         # others build theirs again on their next call).
         Loaded._formatter.cache_clear()
@@ -174,7 +188,7 @@ _load_lock = threading.Lock()
 def load(path: Path, n_ctx: int, threads: int | None) -> Loaded:
     with _load_lock:
         key = (path, n_ctx, threads)
-        if key not in _loaded:
+        if key not in _loaded or _loaded[key].closed:
             _loaded[key] = Loaded(path, n_ctx, threads)
         return _loaded[key]
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import ctypes
 import json
 import weakref
-from functools import cache
+from functools import lru_cache
 from typing import Any, cast
 
 from tether.errors import UnsupportedParameter
-from tether.models.json_guard import CLOSER, COMMA, TOKEN_KINDS, JsonGuard
+from tether.models.json_guard import COMMA, TOKEN_KINDS, JsonGuard
 
 FIRST_LOOK = 64  # candidates checked before falling back to the whole vocabulary
 
@@ -32,7 +32,7 @@ LOOSE_CHAR = r'[^"\\]'
 JSON_CHAR = r'[^"\\\x7F\x00-\x1F]'
 
 
-@cache
+@lru_cache(maxsize=256)  # bounded: a server may see a new schema with every request
 def _grammar(schema_json: str) -> Any:
     from llama_cpp.llama_grammar import LlamaGrammar
 
@@ -184,6 +184,7 @@ class BestFirstGrammar(PythonSampler):
         self.steps = 0
         self.ended = 0  # steps where the guard made a value end
         self.folded = 0  # closing braces inside a string read as its end
+        self.failure: Exception | None = None  # the first step that fell back to the grammar
         self._probe = (capi.llama_token_data * FIRST_LOOK)()
         self._probe_array = capi.llama_token_data_array(
             data=self._probe, size=0, selected=-1, sorted=False
@@ -204,7 +205,8 @@ class BestFirstGrammar(PythonSampler):
     def apply(self, cur_p: Any) -> None:
         try:
             self._apply_best_first(cur_p)
-        except Exception:  # ctypes would swallow it, leaving the step unconstrained
+        except Exception as exc:  # ctypes would swallow it, leaving the step unconstrained
+            self.failure = self.failure or exc  # the provider warns of it after the call
             self.capi.llama_sampler_apply(self.grammar, cur_p)
 
     def _apply_best_first(self, cur_p: Any) -> None:
@@ -253,17 +255,19 @@ class BestFirstGrammar(PythonSampler):
         allowed = np.isfinite(logits)
         if not allowed.any():
             return None
-        if self.guard.folds():
-            closers = allowed & self.texts.kinds[CLOSER][ids]
+        folded = False
+        if kinds := self.guard.folds():
+            closers = allowed & np.logical_or.reduce([self.texts.kinds[k][ids] for k in kinds])
             quotes = np.flatnonzero(allowed & (ids == self.texts.quote))
             if closers.any() and quotes.size:
                 logits[quotes[0]] = np.logaddexp.reduce([logits[quotes[0]], *logits[closers]])
                 logits[closers] = -np.inf
                 allowed &= ~closers
                 self.folded += 1
+                folded = True
         constraint = self.guard.constraint()
         if constraint is None:
-            return None
+            return True if folded else None
         fits = allowed.copy()
         if constraint.require is not None:
             fits &= self.texts.kinds[constraint.require][ids]
@@ -272,7 +276,7 @@ class BestFirstGrammar(PythonSampler):
                 if self.guard.overruns(self.texts.pieces[ids[index]]):
                     fits[index] = False
         if (fits == allowed).all():
-            return None
+            return True if folded else None
         if not fits.any():
             return False
         logits[~fits] = -np.inf

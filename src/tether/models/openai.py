@@ -138,6 +138,17 @@ def response_format(output: OutputSchema) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": spec}
 
 
+JSON_MODE_ASK = "Answer with a JSON object."
+
+
+def asked_for_json(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages``, asking for JSON in a system message of their own when none of them says
+    "JSON": OpenAI refuses JSON mode (400) unless the conversation asks for it."""
+    if "json" in json.dumps([m.get("content") for m in messages]).lower():
+        return messages
+    return [{"role": "system", "content": JSON_MODE_ASK}, *messages]
+
+
 def official_capabilities(name: str) -> Capabilities:
     reasoning = name.startswith(REASONING_PREFIXES)
     window = next((w for p, w in CONTEXT_WINDOWS.items() if name.startswith(p)), None)
@@ -283,6 +294,8 @@ class OpenAIProvider(Provider):
             args["tool_choice"] = tool_choice(params.tool_choice)
         if request.output is not None:
             args["response_format"] = response_format(request.output)
+            if args["response_format"]["type"] == "json_object":
+                args["messages"] = asked_for_json(args["messages"])
         return with_provider_options(args, request, self.name, _create_keywords())
 
     async def request(self, request: Request) -> Response:

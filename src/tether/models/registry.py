@@ -24,6 +24,7 @@ from tether.models.middleware.retry import Retry
 from tether.models.middleware.router import Router
 from tether.models.middleware.timeout import TimeoutModel
 from tether.models.middleware.traced import Traced
+from tether.types import did_you_mean
 
 GROUP = "tether.providers"
 
@@ -132,20 +133,41 @@ def _build(model_id: str, settings: Settings, seen: set[str], overrides: dict[st
         raise ModelNotFound(f"{model_id!r} refers to itself through its fallbacks or routes")
     seen = seen | {model_id}
     if model_id in settings.routers:
+        if overrides:
+            raise ConfigError(
+                f"{model_id!r} is a router, which takes no settings of its own "
+                f"({', '.join(overrides)}); set them on the aliases its routes name in "
+                "tether.toml"
+            )
         router = settings.routers[model_id]
         routes = {k: _build(v, settings, seen, {}) for k, v in router.routes.items()}
         return Router(model_id, routes, default=router.default)
     config = settings.models.get(model_id) or ModelConfig(id=model_id)
     if overrides:
-        try:
-            config = ModelConfig.model_validate({**config.model_dump(), **overrides})
-        except ValidationError as exc:
-            raise ConfigError(f"invalid settings for {model_id!r}: {exc}") from exc
+        config = _overridden(config, overrides, model_id)
     primary = _attempts(config, settings, alias=model_id if model_id != config.id else None)
     if not config.fallbacks:
         return primary
     backups = [_build(f, settings, seen, {}) for f in config.fallbacks]
     return Fallback([primary, *backups])
+
+
+def _overridden(config: ModelConfig, overrides: dict[str, Any], model_id: str) -> ModelConfig:
+    """``config`` with the caller's settings: a misspelt one is named with the valid ones,
+    and no value is ever repeated in the message (it may be a key)."""
+    valid = [name for name in ModelConfig.model_fields if name != "id"]
+    if unknown := [key for key in overrides if key not in valid]:
+        named = "; ".join(f"unknown setting {key!r}{did_you_mean(key, valid)}" for key in unknown)
+        raise ConfigError(
+            f"tether.model({model_id!r}): {named}; valid settings: {', '.join(valid)}"
+        )
+    try:
+        return ModelConfig.model_validate({**config.model_dump(), **overrides})
+    except ValidationError as exc:
+        wrong = "; ".join(
+            f"{'.'.join(map(str, error['loc']))}: {error['msg'].lower()}" for error in exc.errors()
+        )
+        raise ConfigError(f"tether.model({model_id!r}): {wrong}") from exc
 
 
 def _attempts(config: ModelConfig, settings: Settings, alias: str | None) -> Model:

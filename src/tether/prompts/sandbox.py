@@ -200,6 +200,18 @@ FILTER_SIZES: dict[str, Size] = {
     "batch": _batched,
     "slice": _sliced,
 }
+# Filters that show or copy their whole value (as text, JSON, a list of its characters or
+# items, escaped): charged what showing the value takes, times what one character may
+# become, before they run. A list of a thousand references to one long string is cheap to
+# make and costly to turn into text.
+SHOWING_FILTERS: dict[str, int] = {
+    name: 1
+    for name in (
+        "string", "tojson", "pprint", "list", "dictsort", "items", "sort", "unique",
+        "reverse", "groupby", "sum", "title", "upper", "lower", "capitalize", "trim",
+        "striptags", "urlencode", "xmlattr", "wordcount",
+    )
+} | {"escape": 6, "e": 6, "forceescape": 6, "urlize": 6}  # fmt: skip
 STR_METHOD_SIZES: dict[str, Size] = {
     "center": lambda text, args, kwargs: _padded(text, args, kwargs),
     "ljust": lambda text, args, kwargs: _padded(text, args, kwargs),
@@ -327,6 +339,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                     shown = [make_attrgetter(self, attribute)(item) for item in value]
                 spend(_join_size(str(_arg(others, kwargs, 0, "d", "")), shown), "join")
                 return function(*lead, value, *others, **kwargs)
+            if name in SHOWING_FILTERS:
+                spend(SHOWING_FILTERS[name] * shown_size(value), name)
+                return function(*args, **kwargs)
             if estimate is not None:
                 if name in TEXT_FILTERS and not isinstance(value, str):
                     spend(text_size(value), name)

@@ -86,12 +86,14 @@ class LlamaCounter:
 
     def __init__(self, model_name: str, n_ctx: int = 2048, threads: int | None = None) -> None:
         from tether.models.local_files import resolve_path
-        from tether.models.local_llama import load
 
-        self._loaded = load(resolve_path(model_name), n_ctx, threads)
+        self._key = (resolve_path(model_name), n_ctx, threads)
 
     def count(self, text: str) -> int:
-        return len(self._loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        from tether.models.local_llama import load
+
+        llama = load(*self._key).llama  # the loaded model, or loaded again if it was closed
+        return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
 class TiktokenCounter:

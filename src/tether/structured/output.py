@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache, cached_property
+from functools import cached_property, lru_cache
 from types import UnionType
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
@@ -132,7 +132,7 @@ def error_lines(exc: Exception) -> list[str]:
     return [str(exc)]
 
 
-@cache
+@lru_cache(maxsize=512)  # bounded: a server may see a new schema with every request
 def _cached(output: Any) -> OutputType[Any]:
     return OutputType(output)
 

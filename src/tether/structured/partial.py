@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from functools import cache
+from functools import lru_cache
 from types import UnionType
 from typing import (
     TYPE_CHECKING,
@@ -36,9 +36,21 @@ _building: set[type[BaseModel]] = set()
 _SEQUENCES = (list, set, frozenset, tuple)
 
 
-@cache
 def partial_type(output: Any) -> Any:
-    """The type of ``output`` as streamed so far (see the module docstring)."""
+    """The type of ``output`` as streamed so far (see the module docstring), made once per
+    type (a type with unhashable metadata, each time)."""
+    try:
+        return _partial_once(output)
+    except TypeError:  # e.g. Annotated[list[str], {"x": 1}]
+        return _partial(output)
+
+
+@lru_cache(maxsize=512)
+def _partial_once(output: Any) -> Any:
+    return _partial(output)
+
+
+def _partial(output: Any) -> Any:
     origin, args = get_origin(output), get_args(output)
     if isinstance(output, TypeVar):
         return Any
@@ -95,8 +107,15 @@ class Partial(Generic[T]):
         return partial_type(output)
 
 
-@cache
 def _adapter(output: Any) -> TypeAdapter[Any]:
+    try:
+        return _adapter_once(output)
+    except TypeError:
+        return TypeAdapter(partial_type(output))
+
+
+@lru_cache(maxsize=512)
+def _adapter_once(output: Any) -> TypeAdapter[Any]:
     return TypeAdapter(partial_type(output))
 
 
