@@ -573,3 +573,20 @@ async def test_a_call_the_sdk_only_makes_as_a_stream_is_streamed_for_you(fake: F
     streamed = final(await collect(plain.model().request_stream(ask(Message.user("Hi")))))
     assert response.text == streamed.text and response.text
     assert response.usage == streamed.usage
+
+
+def test_a_document_in_the_system_prompt_is_refused_not_dropped() -> None:
+    system = Message(
+        role="system",
+        content=[TextPart(text="Use this."), DocumentPart(text="The grass is green.")],
+    )
+    with pytest.raises(errors.UnsupportedParameter, match="system prompt takes text only"):
+        build_params(ask(system, Message.user("Colour?")), MODEL)
+
+
+def test_deferred_tools_are_refused_on_models_without_tool_search(fake: Fake) -> None:
+    deferred = ToolSpec(**{**WEATHER.model_dump(), "defer_loading": True})
+    request = Request(messages=[Message.user("Weather?")], tools=[deferred])
+    old = fake().model("claude-3-5-haiku-20241022")
+    with pytest.raises(errors.UnsupportedParameter, match="has no tool search"):
+        old.generate(request)

@@ -86,7 +86,7 @@ HOSTED = {
     ("openai", "grammar"): "grammar-constrained decoding is for local",
     ("openai", "repair"): "prompt",
     ("endpoint", "native"): "json_schema = true",
-    ("endpoint", "grammar"): "json_schema = true",
+    ("endpoint", "grammar"): "grammar-constrained decoding is for local",
     ("endpoint", "auto"): "prompt",  # with a warning: nothing to constrain with
     ("endpoint", "repair"): "prompt",
     ("anthropic", "native"): "output_config.format",

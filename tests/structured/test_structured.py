@@ -110,7 +110,8 @@ def test_a_cut_off_grammar_answer_is_tried_once_more_with_tighter_bounds() -> No
         usage=Usage(input_tokens=40, output_tokens=8),
     )
     model = GrammarModel(cut, '{"company": "ACME", "date": "12/03/2018", "total": 5.6}')
-    found = generate(model, RECEIPT, Receipt, bounds=Bounds(string=400, items=10))
+    with pytest.warns(UserWarning, match="came with tighter bounds"):
+        found = generate(model, RECEIPT, Receipt, bounds=Bounds(string=400, items=10))
     assert found.company == "ACME"
     first, second = (r.output for r in model.requests)
     assert first is not None and second is not None

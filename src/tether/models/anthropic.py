@@ -111,7 +111,9 @@ class AnthropicProvider(Provider):
         json_schema = bool(self.options.get("json_schema", tools or formats))
         own = {"max_tokens", "stop", "user", "service_tier", "cache_control", "provider_options"}
         adaptive = "adaptive" in model.thinking
-        tool_options = {"defer_loading", "cache_control"} | ({"strict"} if formats else set())
+        # The tool search that deferred tools need came with Claude 4.5, as JSON output did.
+        tool_options = {"cache_control"} | ({"defer_loading"} if model.json_output else set())
+        tool_options |= {"strict"} if formats else set()
         return Capabilities(
             params=frozenset(own | {"tool_choice"} if tools else own),
             tools=tools,
@@ -136,6 +138,8 @@ class AnthropicProvider(Provider):
                 "have it; an endpoint declares it with structured_output = 'format'); drop "
                 "strict",
                 "audio": "Anthropic's Messages API takes no audio; send a transcript as text",
+                "defer_loading": f"{self.model_name} has no tool search, which deferred "
+                "tools need (Claude 4.5 and later have it); drop defer_loading",
             },
         )
 

@@ -287,6 +287,11 @@ def wire_messages(
 def _system(messages: list[Message]) -> str | list[dict[str, Any]]:
     """The system prompt: one string, or text blocks where one is a cache breakpoint."""
     instructions = [m for m in messages if m.role in ("system", "developer")]
+    if other := {p.type for m in instructions for p in m.content if not isinstance(p, TextPart)}:
+        raise UnsupportedParameter(
+            f"Anthropic's system prompt takes text only, not {', '.join(sorted(other))}; put "
+            "images and documents in a user message"
+        )
     parts = [p for m in instructions for p in m.content if isinstance(p, TextPart) and p.text]
     if any(p.cache_control for p in parts):
         return [_cached({"type": "text", "text": p.text}, p) for p in parts]

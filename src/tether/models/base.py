@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Self, TypeVar, overload
 from pydantic import ValidationError
 
 from tether import _sync
-from tether.errors import ConfigError, Unavailable, UnsupportedParameter
+from tether.errors import ConfigError, Unavailable
 from tether.models.accumulate import Accumulator
 from tether.models.capabilities import Capabilities, check_request
 from tether.types import (
@@ -310,9 +310,9 @@ class ProviderModel(Model):
     async def aclose(self) -> None:
         await self.provider.aclose()
 
-    async def _prepare(self, request: Request) -> None:
+    async def _prepare(self, request: Request, *, stream: bool = False) -> None:
         caps = self.provider.capabilities()
-        check_request(request, caps, self.id, provider=self.provider.name)
+        check_request(request, caps, self.id, provider=self.provider.name, stream=stream)
         await self.provider.check_context(request)
 
     def _finish(self, response: Response, started: float) -> Response:
@@ -328,16 +328,7 @@ class ProviderModel(Model):
         return self._finish(response, started)
 
     async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        await self._prepare(request)
-        if request.params.logprobs is not None:
-            raise UnsupportedParameter(
-                f"{self.id}: logprobs come with a whole response; use generate(), not stream()"
-            )
-        if (request.params.n or 1) > 1:
-            raise UnsupportedParameter(
-                f"{self.id}: n={request.params.n} answers come with a whole response "
-                "(Response.choices); use generate(), not stream(), or leave n unset"
-            )
+        await self._prepare(request, stream=True)
         started = time.perf_counter()
         acc = Accumulator()
         async with closing(self.provider.stream(request)) as events:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from tether.errors import UnsupportedParameter
 from tether.types import CACHEABLE, AudioPart, DocumentPart, ImagePart, Request
 
-# Parameters that ask nothing of a provider at these values: one answer, no thinking.
+# Parameters that ask nothing of a provider at these values: one answer.
 _NO_OP = {"n": 1}
 
 
@@ -51,16 +51,36 @@ class Capabilities:
 
 
 def check_request(
-    request: Request, caps: Capabilities, model_id: str, *, provider: str | None = None
+    request: Request,
+    caps: Capabilities,
+    model_id: str,
+    *,
+    provider: str | None = None,
+    stream: bool = False,
 ) -> None:
-    """Raise UnsupportedParameter for anything set that this model cannot honour.
+    """Raise UnsupportedParameter for anything set that this model cannot honour (``stream``:
+    as a stream, which carries one answer without log-probabilities).
 
     ``provider`` is the adapter's name, whose entry of provider_options it would merge."""
+    if stream:
+        _check_streamable(request, model_id)
     _check_params(request, caps, model_id, provider)
     _check_tools(request, caps, model_id)
     if request.output is not None:
         _check_output(request, caps, model_id)
     _check_parts(request, caps, model_id)
+
+
+def _check_streamable(request: Request, model_id: str) -> None:
+    if request.params.logprobs is not None:
+        raise UnsupportedParameter(
+            f"{model_id}: logprobs come with a whole response; use generate(), not stream()"
+        )
+    if (request.params.n or 1) > 1:
+        raise UnsupportedParameter(
+            f"{model_id}: n={request.params.n} answers come with a whole response "
+            "(Response.choices); use generate(), not stream(), or leave n unset"
+        )
 
 
 def _unsupported(caps: Capabilities, model_id: str, name: str) -> UnsupportedParameter:
@@ -165,6 +185,8 @@ _NO_MODE = {
 def _check_output(request: Request, caps: Capabilities, model_id: str) -> None:
     assert request.output is not None
     mode = request.output.mode
+    if mode == "grammar" and "grammar" not in caps.structured:
+        raise UnsupportedParameter(f"{model_id} cannot honour strategy={mode!r}: {_NO_MODE[mode]}")
     if not caps.structured:
         hint = caps.notes.get("output", "use strategy='repair'")
         raise UnsupportedParameter(f"{model_id} has no structured-output mode; {hint}")

@@ -97,6 +97,18 @@ def warn_falling_back(model: Model, reason: UnsupportedParameter) -> None:
     )
 
 
+def warn_tightened(model: Model, request: Request) -> None:
+    """The answer came from the try with tighter bounds: its strings and lists may have been
+    ended at them, which the caller should know."""
+    bounds = request.output.bounds if request.output is not None else None
+    warnings.warn(
+        f"{model.id}: the first answer was cut off by max_tokens; this one came with tighter "
+        f"bounds ({bounds.describe() if bounds else 'none'}), which may have shortened its "
+        "strings and lists: raise max_tokens to give it room",
+        stacklevel=4,
+    )
+
+
 def tightened(request: Request) -> Request | None:
     """The request again with tighter bounds, for one more try after a cut-off answer under a
     grammar; None when it has no bounds to tighten."""
@@ -109,9 +121,15 @@ def tightened(request: Request) -> Request | None:
     return request.model_copy(update={"output": spec.model_copy(update={"bounds": tighter})})
 
 
-def _cut_off(model: Model, response: Response, errors: list[str], usage: Usage) -> OutputInvalid:
+def _cut_off(
+    model: Model, request: Request, response: Response, errors: list[str], usage: Usage
+) -> OutputInvalid:
+    if request.params.max_tokens is None:  # the model's own cap, or its context, ran out
+        advice = "set a larger max_tokens, or tighter bounds (bounds=Bounds(...))"
+    else:
+        advice = f"raise max_tokens (it was {request.params.max_tokens})"
     return OutputInvalid(
-        f"{model.id} was cut off by max_tokens before the JSON was complete; raise max_tokens",
+        f"{model.id} was cut off before the JSON was complete; {advice}",
         text=response.text,
         errors=[*errors, "cut off by max_tokens"],
         usage=usage,
@@ -221,7 +239,7 @@ async def agenerate_with_response(
         if response.finish_reason == "length":
             retry = None if retried_cut_off else tightened(request)
             if retry is None:
-                raise _cut_off(model, response, errors, usage)
+                raise _cut_off(model, request, response, errors, usage)
             assert retry.output is not None and retry.output.bounds is not None
             errors.append(
                 f"attempt {number}: cut off by max_tokens; once more with tighter bounds "
@@ -230,7 +248,7 @@ async def agenerate_with_response(
             request, retried_cut_off = retry, True
         else:
             try:
-                return kind.parse(response.text), response
+                found_object = kind.parse(response.text)
             except ValueError as exc:  # bad JSON or a failed validation: say so, try again
                 found = error_lines(exc)
                 errors += [f"attempt {number}: {e}" for e in found]
@@ -238,6 +256,10 @@ async def agenerate_with_response(
                     break
                 number += 1
                 request = _with_feedback(request, response.text, found)
+            else:
+                if retried_cut_off:
+                    warn_tightened(model, request)
+                return found_object, response
         response = await model.request(request)
     raise OutputInvalid(
         f"{model.id} gave no valid {kind.display} in {attempts} attempts; the errors are "
