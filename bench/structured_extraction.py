@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +34,24 @@ from pydantic import BaseModel
 import _common as common
 from _common import Row
 from _instructor_peer import INSTRUCTOR, Receipt
+from _peer_process import (
+    PEER,
+    PEER_MODES,
+    SCHEMA_BOUND,
+    Contender,
+    PeerProcess,
+    peer_name,
+    peer_python,
+)
+from _sroie import FIELDS, Outcome, hits_of, load_receipts, read_back, scores, stored
 
 NAME = "structured_extraction"
 DATA_FILE = "sroie/sroie_kie.jsonl"  # under the data folder (--data, $TETHER_DATA)
 SPLIT = "all receipts, in file order"
-FIELDS = ("company", "date", "address", "total")
 OCR_CHARS = 1200  # the OCR text is cut here so prompt + answer fit SmolLM2's 2048 context
 QUICK_LIMIT = 3
 VALID_TARGET = 1.0
 SPEED_TARGET = 0.85
-PEER_VENV = common.BENCH / ".peer"
-# Instructor's modes for an OpenAI-compatible server, its best first. llama.cpp's server
-# constrains a forced tool call (TOOLS) to the tool's schema with a grammar; it refuses
-# response_format json_schema (JSON_SCHEMA); json_object (JSON) gets a grammar for any JSON;
-# MD_JSON asks for a ```json block and is not constrained at all.
-PEER_MODES = ("TOOLS", "JSON_SCHEMA", "JSON", "MD_JSON")
-SCHEMA_BOUND = ("TOOLS", "JSON_SCHEMA")  # capped as grammar is; the others as repair is
-PEER = " (peer)"  # ends every peer contender's name
 PLAIN = "grammar (plain Receipt)"
 INSTRUCTION = (
     "Extract these fields from the receipt below: company (the shop's name), date, address "
@@ -71,67 +70,14 @@ class PlainReceipt(BaseModel):
     total: str
 
 
-@dataclass
-class Outcome:
-    """One contender on one receipt."""
-
-    seconds: float
-    output_tokens: int
-    calls: int
-    fields: dict[str, str] | None  # the valid object's fields; None when invalid
-    error: str | None = None
-    cached: bool = False  # its prompt was already in llama.cpp's cache (it went second)
-    hits: str = ""  # per field of FIELDS: 1 exact match, 0 miss (or invalid), - no gold value
-
-
-def peer_name(mode: str) -> str:
-    return f"instructor {mode}{PEER}"
-
-
 # -- data and scoring --------------------------------------------------------------------
 
 
-def load_receipts(path: Path, limit: int | None) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return rows if limit is None else rows[:limit]
+# -- contenders --------------------------------------------------------------------------
 
 
 def prompt_for(receipt: dict[str, Any]) -> str:
     return f"{INSTRUCTION}\n\nReceipt:\n{receipt['ocr_text'][:OCR_CHARS]}"
-
-
-def normalise(value: str) -> str:
-    return " ".join(str(value).split()).casefold()
-
-
-def amount(value: str) -> float | None:
-    """A total as a number: currency marks, spaces and thousands commas dropped."""
-    text = re.sub(r"(?i)rm|myr|\$|\s", "", str(value)).replace(",", "")
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def matches(name: str, got: str, gold: str) -> bool:
-    if name == "total":
-        a, b = amount(got), amount(gold)
-        if a is not None and b is not None:
-            return abs(a - b) < 0.005
-    return normalise(got) == normalise(gold)
-
-
-def hits_of(outcome: Outcome, receipt: dict[str, Any]) -> str:
-    """Outcome.hits: the answer against the receipt's gold fields (an invalid answer misses)."""
-    gold, got = receipt["gold"], outcome.fields
-    return "".join(
-        "-" if name not in gold else "1" if got and matches(name, got[name], gold[name]) else "0"
-        for name in FIELDS
-    )
-
-
-# -- contenders --------------------------------------------------------------------------
 
 
 def recording_model(inner: Any, log: list[Any]) -> Any:
@@ -145,9 +91,6 @@ def recording_model(inner: Any, log: list[Any]) -> Any:
             return response
 
     return Recording(inner)
-
-
-Contender = Callable[[str], Outcome]
 
 
 def tether_contenders(
@@ -204,56 +147,6 @@ def tether_contenders(
         "repair": structured("repair", 2, params),
         "unconstrained": unconstrained,
     }
-
-
-def peer_python() -> Path:
-    """bench/.peer's interpreter, with Instructor installed (made on first use, ~20 s)."""
-    python = PEER_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"making {PEER_VENV.relative_to(common.ROOT)} for the peer: {INSTRUCTOR}")
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-    probe = [str(python), "-c", "import instructor"]
-    if subprocess.run(probe, capture_output=True).returncode != 0:
-        install = [str(python), "-m", "pip", "install", "-q", INSTRUCTOR]
-        subprocess.run(install, check=True)
-    return python
-
-
-class PeerProcess:
-    """Instructor in its own environment, one receipt per JSON line (bench/_instructor_peer.py)."""
-
-    def __init__(self, base_url: str) -> None:
-        script = common.BENCH / "_instructor_peer.py"
-        self.process = subprocess.Popen(
-            [str(peer_python()), str(script), base_url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def contender(self, mode: str, params: dict[str, Any]) -> Contender:
-        """The peer in ``mode`` with ``params`` (a None max_tokens is left out: no cap)."""
-        sent = {k: v for k, v in params.items() if v is not None}
-
-        def call(prompt: str) -> Outcome:
-            assert self.process.stdin is not None and self.process.stdout is not None
-            ask = {"prompt": prompt, "mode": mode, "params": sent}
-            self.process.stdin.write(json.dumps(ask) + "\n")
-            self.process.stdin.flush()
-            line = self.process.stdout.readline()
-            if not line:
-                raise RuntimeError("the Instructor peer process ended; see its output above")
-            answer = json.loads(line)
-            return Outcome(
-                answer["seconds"], answer["output_tokens"], 1, answer["fields"], answer["error"]
-            )
-
-        return call
-
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait(timeout=30)
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -382,35 +275,6 @@ def run_workers(
         merged["warmup"][name] = max(part["warmup"][name] for part in parts)
     merged["spans"] = sum(part["spans"] for part in parts)
     return merged
-
-
-def scores(outcomes: list[Outcome]) -> dict[str, Any]:
-    """Valid rate, exact match per field (over all receipts with that gold field; an invalid
-    answer counts as a miss), mean latency and output tokens/s (all tokens over all time, and
-    over the receipts whose prompt was already cached: decoding alone)."""
-    valid = sum(o.fields is not None for o in outcomes)
-    exact: dict[str, float] = {}
-    for index, name in enumerate(FIELDS):
-        judged = [o.hits[index] for o in outcomes if o.hits[index] != "-"]
-        exact[name] = judged.count("1") / len(judged) if judged else 0.0
-    seconds = [o.seconds for o in outcomes]
-    tokens = sum(o.output_tokens for o in outcomes)
-    cached = [o for o in outcomes if o.cached]
-    cached_seconds = sum(o.seconds for o in cached)
-    return {
-        "valid": valid / len(outcomes),
-        "exact": exact,
-        "mean_latency_s": sum(seconds) / len(seconds),
-        "median_latency_s": common.median(seconds),
-        "tokens_per_s": tokens / sum(seconds),
-        "cached_tokens_per_s": (
-            sum(o.output_tokens for o in cached) / cached_seconds if cached_seconds else None
-        ),
-        "cached_receipts": len(cached),
-        "output_tokens": tokens,
-        "calls": sum(o.calls for o in outcomes),
-        "errors": sorted({(o.error or "").split(":")[0] for o in outcomes if o.error}),
-    }
 
 
 def print_strategies(title: str, figures: dict[str, dict[str, Any]]) -> None:
@@ -550,52 +414,6 @@ def peer_rows(
 def settings_line(n: int, max_tokens: int, grammar_max_tokens: int | None) -> str:
     grammar = "unset" if grammar_max_tokens is None else grammar_max_tokens
     return f"N={n} max_tokens={max_tokens} (grammar: {grammar}) T=0"
-
-
-def stored(outcomes: dict[str, list[Outcome]], receipts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The per-receipt samples as the result file keeps them: a column per measure, the
-    hits instead of the answers' text, errors as an index into their kinds (small enough to
-    commit for all 626 receipts)."""
-    kinds = sorted({o.error.split(":")[0] for found in outcomes.values() for o in found if o.error})
-    return {
-        "ids": [r["id"] for r in receipts],
-        "error_kinds": kinds,
-        "contenders": {
-            name: {
-                "seconds": [round(o.seconds, 3) for o in found],
-                "output_tokens": [o.output_tokens for o in found],
-                "calls": [o.calls for o in found],
-                "valid": [int(o.fields is not None) for o in found],
-                "hits": [o.hits for o in found],
-                "error": [kinds.index(o.error.split(":")[0]) if o.error else None for o in found],
-                "cached": [int(o.cached) for o in found],
-            }
-            for name, found in outcomes.items()
-        },
-    }
-
-
-def read_back(samples: dict[str, Any]) -> dict[str, list[Outcome]]:
-    """Outcomes from ``stored`` form (a valid answer's fields read back as {})."""
-    kinds = samples["error_kinds"]
-    return {
-        name: [
-            Outcome(
-                seconds=seconds,
-                output_tokens=tokens,
-                calls=calls,
-                fields={} if valid else None,
-                error=None if error is None else kinds[error],
-                cached=bool(cached),
-                hits=hits,
-            )
-            for seconds, tokens, calls, valid, hits, error, cached in zip(
-                c["seconds"], c["output_tokens"], c["calls"], c["valid"], c["hits"], c["error"],
-                c["cached"], strict=True,
-            )
-        ]
-        for name, c in samples["contenders"].items()
-    }  # fmt: skip
 
 
 def report(path: Path) -> int:
