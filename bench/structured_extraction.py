@@ -53,6 +53,8 @@ QUICK_LIMIT = 3
 VALID_TARGET = 1.0
 SPEED_TARGET = 0.85
 PLAIN = "grammar (plain Receipt)"
+# tether contenders --skip may leave out, by short name (grammar and the baseline anchor rows)
+OPTIONAL = {"repair": "repair", "plain": PLAIN}
 INSTRUCTION = (
     "Extract these fields from the receipt below: company (the shop's name), date, address "
     "and total (the amount paid). Copy each value exactly as printed. Answer with one JSON "
@@ -94,7 +96,7 @@ def recording_model(inner: Any, log: list[Any]) -> Any:
 
 
 def tether_contenders(
-    model: Any, params: dict[str, Any], grammar_max_tokens: int | None
+    model: Any, params: dict[str, Any], grammar_max_tokens: int | None, skip: list[str]
 ) -> dict[str, Contender]:
     from tether.errors import TetherError
     from tether.structured import generate
@@ -141,12 +143,14 @@ def tether_contenders(
     # below the longest answer the schema allows could only cut a valid one short. The plain
     # Receipt leaves its strings unbounded: tether's default bounds and guard end them.
     grammar = {**params, "max_tokens": grammar_max_tokens}
-    return {
+    contenders = {
         "grammar": structured("grammar", 1, grammar),
         PLAIN: structured("grammar", 1, grammar, PlainReceipt),
         "repair": structured("repair", 2, params),
         "unconstrained": unconstrained,
     }
+    left_out = {OPTIONAL[name] for name in skip}
+    return {name: call for name, call in contenders.items() if name not in left_out}
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -200,6 +204,7 @@ def run_here(
     grammar_max_tokens: int | None,
     threads: int,
     peer_modes: list[str],
+    skip: list[str],
     label: str = "",
 ) -> dict[str, Any]:
     """The contenders over ``receipts`` in this process: outcomes, warm-up and spans stored.
@@ -208,7 +213,9 @@ def run_here(
         import tether
         from tether.tracing.setup import flush
 
-        contenders = tether_contenders(tether.model("local:smollm2"), params, grammar_max_tokens)
+        contenders = tether_contenders(
+            tether.model("local:smollm2"), params, grammar_max_tokens, skip
+        )
         if peer_modes:
             with common.llama_server(threads=threads) as base_url:
                 peer = PeerProcess(base_url)
@@ -256,6 +263,7 @@ def run_workers(
         if args.grammar_max_tokens is not None:
             command += ["--grammar-max-tokens", str(args.grammar_max_tokens)]
         command += ["--threads", str(args.threads or 1), "--peer-modes", ",".join(args.peer_modes)]
+        command += ["--skip", ",".join(args.skip)] + (["--no-peer"] if args.no_peer else [])
         children.append((subprocess.Popen(command), out))
     parts = []
     for child, out in children:
@@ -458,12 +466,20 @@ def arguments() -> argparse.Namespace:
         help=f"Instructor modes to run, comma-separated (default {','.join(PEER_MODES)})",
     )
     p.add_argument("--no-peer", action="store_true", help="leave out the Instructor peer")
+    p.add_argument(
+        "--skip",
+        type=lambda text: [name for name in text.split(",") if name],
+        default=[],
+        help=f"tether contenders to leave out, comma-separated ({','.join(OPTIONAL)})",
+    )
     p.add_argument("--report", type=Path, default=None, help="print a saved result again")
     p.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # I/N, for a worker
     p.add_argument("--shard-out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if unknown := [mode for mode in args.peer_modes if mode not in PEER_MODES]:
         p.error(f"unknown --peer-modes {','.join(unknown)}; choose from {','.join(PEER_MODES)}")
+    if unknown := [name for name in args.skip if name not in OPTIONAL]:
+        p.error(f"cannot --skip {','.join(unknown)}; choose from {','.join(OPTIONAL)}")
     return args
 
 
@@ -529,7 +545,7 @@ def main() -> int:
         shard, workers = (int(x) for x in args.shard.split("/"))
         part = run_here(
             numbered[shard::workers], params, args.grammar_max_tokens, threads, peer_modes,
-            f"[{shard}] ",
+            args.skip, f"[{shard}] ",
         )  # fmt: skip
         Path(args.shard_out).write_text(json.dumps(part), "utf-8")
         return 0
@@ -543,7 +559,7 @@ def main() -> int:
         run = run_workers(args.workers, receipts, args)
         threads = args.threads or 1
     else:
-        run = run_here(numbered, params, args.grammar_max_tokens, threads, peer_modes)
+        run = run_here(numbered, params, args.grammar_max_tokens, threads, peer_modes, args.skip)
     run.update(threads=threads, peer_modes=peer_modes)
     outcomes = {name: [Outcome(**o) for o in found] for name, found in run["outcomes"].items()}
     figures = {name: scores(found) for name, found in outcomes.items()}
@@ -578,6 +594,7 @@ def main() -> int:
             "instruction": INSTRUCTION,
             "peer": INSTRUCTOR if peer_modes else None,
             "peer_modes": peer_modes,
+            "skipped": [OPTIONAL[name] for name in args.skip],
             "spans": run["spans"],
         },
         samples={
