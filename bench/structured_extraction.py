@@ -440,6 +440,10 @@ def report(path: Path) -> int:
     return 0
 
 
+def comma_list(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
+
+
 def arguments() -> argparse.Namespace:
     p = common.parser(__doc__.splitlines()[0], runs=1, quick_runs=1)
     p.add_argument(
@@ -461,14 +465,14 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="processes sharing the receipts")
     p.add_argument(
         "--peer-modes",
-        type=lambda text: [mode for mode in text.split(",") if mode],
+        type=comma_list,
         default=list(PEER_MODES),
         help=f"Instructor modes to run, comma-separated (default {','.join(PEER_MODES)})",
     )
     p.add_argument("--no-peer", action="store_true", help="leave out the Instructor peer")
     p.add_argument(
         "--skip",
-        type=lambda text: [name for name in text.split(",") if name],
+        type=comma_list,
         default=[],
         help=f"tether contenders to leave out, comma-separated ({','.join(OPTIONAL)})",
     )
@@ -488,6 +492,7 @@ def notes_for(
 ) -> list[str]:
     g, base = figures["grammar"], figures["unconstrained"]
     modes = ", ".join(run["peer_modes"]) or "left out (--no-peer)"
+    skipped = [OPTIONAL[name] for name in args.skip]
     return [
         "anchor = the unconstrained baseline: model.generate() asking for JSON, parsed once",
         "grammar: strategy='grammar', attempts=1; repair: strategy='repair', attempts=2; "
@@ -517,6 +522,7 @@ def notes_for(
         "processed as every peer prompt is; the best mode is the one with the highest valid "
         "rate in this run",
         "latency = the whole call, retries included",
+        f"left out (--skip): {', '.join(skipped) or 'none'}",
         "errors seen: "
         + "; ".join(f"{n}: {', '.join(f['errors']) or 'none'}" for n, f in figures.items()),
         f"tracing on: {run['spans']} spans stored",
