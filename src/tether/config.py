@@ -133,6 +133,9 @@ class Settings(_Strict):
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)
     structured: StructuredConfig = Field(default_factory=StructuredConfig)
+    # Where indexes (and, later, every store) live: unset is the project's SQLite database;
+    # postgresql://... puts them in PostgreSQL with pgvector.
+    database_url: str | None = None
     source: Path | None = Field(default=None, exclude=True)
 
     @property
@@ -143,6 +146,7 @@ class Settings(_Strict):
 ENV_SETTINGS: dict[str, tuple[str, ...]] = {
     "TETHER_MODEL": ("default_model",),
     "TETHER_HOME": ("home",),
+    "TETHER_DATABASE_URL": ("database_url",),
     "TETHER_TRACING": ("tracing", "enabled"),
     "TETHER_TRACE_CONTENT": ("tracing", "content"),
     "TETHER_TRACE_MAX_CHARS": ("tracing", "max_chars"),

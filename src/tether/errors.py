@@ -19,7 +19,10 @@
     ├── Refused                     the model declined to answer
     ├── BudgetExceeded              a cost or token budget would be exceeded
     ├── ApprovalRequired            a risky action waits for a human
-    └── InputRejected               a guard rejected the input
+    ├── InputRejected               a guard rejected the input
+    ├── DocumentError               a file that cannot be read as a document (skipped)
+    ├── IndexMismatch               an index built another way (embedder, dimensions)
+    └── StoreUnavailable            the index's database cannot be reached
 
 Each provider adapter maps its SDK's exceptions onto this tree in one function, keeping the
 original as ``__cause__``. An exception from tether's own code is not the provider's failure
@@ -162,3 +165,21 @@ class ApprovalRequired(TetherError):
 
 class InputRejected(TetherError):
     """A guard rejected the input."""
+
+
+class DocumentError(TetherError):
+    """A file that cannot be read as a document: empty, binary, too large, encrypted or
+    malformed. Ingestion reports it with its path and goes on with the other files."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class IndexMismatch(TetherError):
+    """An index was built with another embedder (or chunking) than the one asked for; its
+    vectors would not compare. Open it with its own embedder, or re-embed it explicitly."""
+
+
+class StoreUnavailable(TetherError):
+    """The database holding an index cannot be reached; nothing was written."""

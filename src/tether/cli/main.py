@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from tether.cli import chat, demo, init, logs, models, prompt, run
+from tether.cli import chat, demo, index, init, logs, models, prompt, run
 from tether.cli.common import PairOptions, err
 from tether.errors import TetherError
 
@@ -45,6 +45,7 @@ app.command("logs")(logs.logs)
 app.command("init")(init.init)
 app.command("demo")(demo.demo)
 app.add_typer(prompt.app, name="prompt")
+app.add_typer(index.app, name="index")
 
 
 def main() -> None:

@@ -60,7 +60,51 @@ def m003_prompt_versions(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_spans, m002_trace_losses, m003_prompt_versions]
+def m004_embedding_cache(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE embedding_cache (embedder TEXT NOT NULL, hash TEXT NOT NULL, "
+        "vector BLOB NOT NULL, PRIMARY KEY (embedder, hash)) WITHOUT ROWID"
+    )
+
+
+def m005_retrieval(db: sqlite3.Connection) -> None:
+    # Indexes, the files and documents they hold, and their chunks with vectors: the source
+    # of truth the vector index files and each index's FTS5 table are rebuilt from.
+    db.execute(
+        "CREATE TABLE rag_indexes (index_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+        "embedder TEXT NOT NULL, dimensions INTEGER NOT NULL, chunking TEXT NOT NULL, "
+        "created_ns INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0)"
+    )
+    db.execute(
+        "CREATE TABLE rag_files (index_id INTEGER NOT NULL, path TEXT NOT NULL, "
+        "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash TEXT NOT NULL, "
+        "PRIMARY KEY (index_id, path))"
+    )
+    db.execute(
+        "CREATE TABLE rag_documents (doc_id INTEGER PRIMARY KEY, index_id INTEGER NOT NULL, "
+        "source TEXT NOT NULL, file TEXT, title TEXT, modified REAL, hash TEXT NOT NULL, "
+        "text_hash TEXT NOT NULL, text TEXT NOT NULL, pages TEXT NOT NULL, metadata TEXT NOT NULL, "
+        "ingested_ns INTEGER NOT NULL, UNIQUE (index_id, source))"
+    )
+    db.execute("CREATE INDEX rag_documents_file ON rag_documents (index_id, file)")
+    db.execute("CREATE INDEX rag_documents_text ON rag_documents (index_id, text_hash)")
+    db.execute(
+        "CREATE TABLE rag_chunks (chunk_id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL, "
+        "index_id INTEGER NOT NULL, ordinal INTEGER NOT NULL, text TEXT NOT NULL, "
+        "start INTEGER NOT NULL, end INTEGER NOT NULL, page INTEGER, headings TEXT NOT NULL, "
+        "context TEXT, vector BLOB NOT NULL)"
+    )
+    db.execute("CREATE INDEX rag_chunks_doc ON rag_chunks (doc_id)")
+    db.execute("CREATE INDEX rag_chunks_index ON rag_chunks (index_id)")
+
+
+MIGRATIONS: list[Migration] = [
+    m001_spans,
+    m002_trace_losses,
+    m003_prompt_versions,
+    m004_embedding_cache,
+    m005_retrieval,
+]
 
 
 @contextmanager

@@ -39,11 +39,16 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float) -> Non
 
 @contextlib.contextmanager
 def llama_server(
-    model: str = "smollm2", *, n_ctx: int = 2048, threads: int | None = None, timeout: float = 90
+    model: str = "smollm2",
+    *,
+    n_ctx: int = 2048,
+    threads: int | None = None,
+    timeout: float = 90,
+    embedding: bool = False,
 ) -> Iterator[str]:
     """Serve ``model`` (an embedded model's name or a GGUF path) on a free loopback port;
     yields the base URL (``http://127.0.0.1:PORT/v1``), whose model name is ``model``'s
-    short name, and stops the server on exit."""
+    short name, and stops the server on exit. ``embedding`` serves ``/v1/embeddings``."""
     path = resolve_path(model)
     alias = model if "/" not in model else path.stem
     port = free_port()
@@ -54,6 +59,8 @@ def llama_server(
     ]  # fmt: skip
     if threads:
         command += ["--n_threads", str(threads)]
+    if embedding:
+        command += ["--embedding", "true"]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         base_url = f"http://127.0.0.1:{port}/v1"
@@ -72,3 +79,16 @@ def llama_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def postgres_server(folder: str) -> Iterator[str]:
+    """A real PostgreSQL with pgvector (the PyPI package ``pgserver`` bundles both) with its
+    data in ``folder``, on a Unix socket; yields its URL and stops it on exit."""
+    from pgserver.postgres_server import get_server
+
+    server = get_server(folder, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()

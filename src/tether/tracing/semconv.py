@@ -31,3 +31,6 @@ OUTPUT_NAME = "tether.output.name"  # the schema the answer is held to
 OUTPUT_MODE = "tether.output.mode"  # native, grammar, or auto (the provider's choice)
 OUTPUT_BOUNDS = "tether.output.bounds"  # limits under a grammar (Bounds.describe)
 METADATA = "tether.metadata"  # + ".KEY" for each of the request's metadata
+EMBEDDINGS_COUNT = "tether.embeddings.count"  # texts sent to the model in this call
+EMBEDDINGS_CACHED = "tether.embeddings.cached"  # texts of the same request found in the cache
+EMBEDDINGS_TRUNCATED = "tether.embeddings.truncated"  # texts cut to the model's window

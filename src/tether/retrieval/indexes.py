@@ -1,0 +1,285 @@
+"""An Index: documents cut into chunks, embedded, and searchable by words, meaning or both.
+
+``tether.index("docs")`` opens the index named docs in the project (creating it with the
+embedded embedder when it does not exist); ``index.ingest("docs/")`` brings a folder in;
+``index.search("how do I ...")`` finds chunks. An index remembers its embedder and chunking:
+opening it with another embedder is an IndexMismatch, never vectors that do not compare.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from tether.config import Settings, load_settings
+from tether.errors import ConfigError, IndexMismatch
+from tether.retrieval import trace
+from tether.retrieval.chunking import Chunking
+from tether.retrieval.ingest import Ingestion, IngestReport
+from tether.retrieval.search import Fusion, fuse, mmr
+from tether.retrieval.stores.base import Filters, IndexInfo, Store
+from tether.retrieval.types import Document, Hit
+
+if TYPE_CHECKING:
+    from tether.models.embeddings import Embedder
+
+Mode = Literal["lexical", "dense", "hybrid"]
+MODES = ("lexical", "dense", "hybrid")
+# What each list brings to a hybrid search before fusion: enough for fusion to find
+# what one list ranks low and the other high.
+CANDIDATES = 100
+# A query of thousands of words is answered by its first ones: FTS5 ORs every term.
+MAX_QUERY_TERMS = 256
+
+Reranker = Callable[[str, list[Hit]], "list[float]"]
+
+
+class Index:
+    def __init__(self, info: IndexInfo, store: Store, embedder: Embedder, settings: Settings):
+        self.info = info
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def ingest(
+        self,
+        path: str | Path,
+        *,
+        include: Sequence[str] = ("**/*",),
+        exclude: Sequence[str] = (),
+        max_bytes: int = 50_000_000,
+        text_field: str | None = None,
+        title_field: str | None = None,
+        id_field: str | None = None,
+        progress: bool = False,
+    ) -> IngestReport:
+        """Bring a file or folder in, incrementally: see tether.retrieval.ingest. Files that
+        cannot be read are listed in ``report.failed``; the others go on."""
+        ingestion = Ingestion(
+            self,
+            max_bytes=max_bytes,
+            text_field=text_field,
+            title_field=title_field,
+            id_field=id_field,
+            progress=progress,
+        )
+        return ingestion.run(Path(path), include, exclude)
+
+    def add(self, documents: Sequence[Document]) -> IngestReport:
+        """Documents built in code, replaced by source when they change."""
+        return Ingestion(self, max_bytes=0).add(documents)
+
+    def remove(self, sources: Sequence[str]) -> int:
+        return self.store.delete_documents(self.info, sources)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "embedder": self.info.embedder,
+            "dimensions": self.info.dimensions,
+            "chunking": self.info.chunking.model_dump(),
+            **self.store.stats(self.info),
+        }
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: Mode = "hybrid",
+        filters: Filters | None = None,
+        fusion: Fusion = "rrf",
+        weights: Mapping[str, float] | None = None,
+        candidates: int = CANDIDATES,
+        mmr_diversity: float | None = None,
+        rerank: Reranker | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best chunks for ``query``.
+
+        ``mode``: lexical (BM25), dense (embeddings) or hybrid (both, fused by ``fusion``:
+        reciprocal rank fusion or weighted scores, ``weights`` per list, e.g.
+        ``{"lexical": 0.4, "dense": 0.6}``). ``filters`` match document metadata (and
+        ``source``/``title`` as globs). ``mmr_diversity`` spreads the hits over different
+        content; ``rerank`` re-scores the candidates (a cross-encoder, an LLM). The search is
+        one span with its hits and scores.
+        """
+        if mode not in MODES:
+            raise ConfigError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if k <= 0:
+            return []
+        weights = dict(weights or {})
+        attributes: dict[str, Any] = {
+            "tether.operation": "search",
+            "tether.index": self.name,
+            "tether.search.mode": mode,
+            "tether.search.k": k,
+        }
+        if mode == "hybrid":
+            attributes["tether.search.fusion"] = fusion
+        if (query_text := trace.text(self.settings, query)) is not None:
+            attributes["tether.search.query"] = query_text
+        with trace.span(self.settings, f"search {self.name}", attributes) as span:
+            started = time.perf_counter()
+            hits = self._search(
+                query, k, mode, filters, fusion, weights, candidates, mmr_diversity, rerank
+            )
+            span.set_attribute("tether.latency_s", time.perf_counter() - started)
+            span.set_attribute("tether.search.count", len(hits))
+            shown = [{"source": h.source, "chunk": h.chunk_id, **h.scores} for h in hits]
+            if (hits_text := trace.text(self.settings, shown)) is not None:
+                span.set_attribute("tether.search.hits", hits_text)
+        return hits
+
+    def _search(
+        self,
+        query: str,
+        k: int,
+        mode: Mode,
+        filters: Filters | None,
+        fusion: Fusion,
+        weights: dict[str, float],
+        candidates: int,
+        diversity: float | None,
+        rerank: Reranker | None,
+    ) -> list[Hit]:
+        pool = max(k, candidates) if (mode == "hybrid" or diversity or rerank) else k
+        lists: dict[str, list[tuple[int, float]]] = {}
+        vector = None
+        if mode in ("lexical", "hybrid"):
+            words = " ".join(query.split()[:MAX_QUERY_TERMS])
+            lists["lexical"] = self.store.lexical(self.info, words, pool, filters)
+        if mode in ("dense", "hybrid") or diversity is not None:
+            vector = self.embedder.embed(query)
+        if mode in ("dense", "hybrid"):
+            assert vector is not None
+            lists["dense"] = self.store.dense(self.info, vector, pool, filters)
+        ranked = fuse(lists, fusion, weights) if mode == "hybrid" else lists[mode]
+        ids = [chunk_id for chunk_id, _ in ranked]
+        found = self.store.hits(self.info, ids)
+        scores = {name: dict(entries) for name, entries in lists.items()}
+        hits = []
+        for chunk_id, score in ranked:
+            hit = found.get(chunk_id)
+            if hit is None:
+                continue  # removed between the two reads
+            hit.score = score
+            hit.scores = {name: s[chunk_id] for name, s in scores.items() if chunk_id in s}
+            if mode == "hybrid":
+                hit.scores["fused"] = score
+            hits.append(hit)
+        if rerank is not None:
+            for hit, score in zip(hits, rerank(query, hits), strict=True):
+                hit.scores["rerank"] = hit.score = float(score)
+            hits.sort(key=lambda h: -h.score)
+        if diversity is not None and hits:
+            assert vector is not None
+            vectors = self.store.chunk_vectors(self.info, [h.chunk_id for h in hits])
+            order = mmr(vector, list(range(len(hits))), vectors, k, diversity)
+            hits = [hits[i] for i in order]
+        return hits[:k]
+
+    def reembed(self, embedder: str | Embedder) -> None:
+        """Embed every chunk again with another embedder, switching the index over only
+        when all of it is done (until then it stays as it was, searchable)."""
+        from tether.models.embeddings import Embedder
+        from tether.models.embeddings import embedder as make
+
+        new = embedder if isinstance(embedder, Embedder) else make(embedder, settings=self.settings)
+        self.info = self.store.reembed(self.info, new.id, dimensions(new), new.embed)
+        self.embedder = new
+
+    def close(self) -> None:
+        self.embedder.close()
+        self.store.close()
+
+    def __repr__(self) -> str:
+        return f"Index({self.name!r}, embedder={self.info.embedder!r})"
+
+
+def dimensions(embedder: Embedder) -> int:
+    """The embedder's vector size; a server's model is asked once when it is not known."""
+    try:
+        return embedder.dimensions
+    except ConfigError:
+        return int(embedder.embed("dimensions").shape[0])
+
+
+def open_store(settings: Settings) -> Store:
+    url = settings.database_url
+    if url and url.startswith(("postgresql://", "postgres://")):
+        from tether.retrieval.stores.postgres import PostgresStore
+
+        return PostgresStore(url)
+    if url:
+        raise ConfigError(
+            f"database_url {url!r} is not a PostgreSQL URL (postgresql://...); remove it to "
+            "use the project's SQLite database"
+        )
+    from tether.retrieval.stores.sqlite import SQLiteStore
+
+    return SQLiteStore(settings.db_path)
+
+
+def index(
+    name: str = "default",
+    *,
+    embedder: str | Embedder | None = None,
+    chunking: Chunking | Mapping[str, Any] | None = None,
+    create: bool = True,
+    settings: Settings | None = None,
+) -> Index:
+    """The index ``name`` in this project, created when missing (unless ``create=False``).
+
+    A new index takes ``embedder`` (default ``local:minilm``) and ``chunking``; an existing
+    one keeps its own, and asking for another embedder is an IndexMismatch that says how to
+    re-embed it.
+    """
+    from tether.models.embeddings import Embedder
+    from tether.models.embeddings import embedder as make
+
+    settings = settings or load_settings()
+    store = open_store(settings)
+    try:
+        info = store.get_index(name)
+        wanted = embedder.id if isinstance(embedder, Embedder) else embedder
+        if info is None:
+            if not create:
+                known = ", ".join(i.name for i in store.list_indexes()) or "none yet"
+                raise ConfigError(
+                    f"no index named {name!r} (indexes: {known}); create it with "
+                    f"`tether index create {name}`"
+                )
+            made = (
+                embedder
+                if isinstance(embedder, Embedder)
+                else make(wanted or "local:minilm", settings=settings)
+            )
+            plan = chunking if isinstance(chunking, Chunking) else Chunking(**(chunking or {}))
+            info = store.create_index(name, made.id, dimensions(made), plan)
+            return Index(info, store, made, settings)
+        if wanted is not None and wanted != info.embedder:
+            raise IndexMismatch(
+                f"index {name!r} was built with {info.embedder} ({info.dimensions} dimensions), "
+                f"not {wanted}; open it without an embedder to use its own, or switch it with "
+                f"index.reembed({wanted!r}) (`tether index reembed {name} {wanted}`)"
+            )
+        if chunking is not None:
+            plan = chunking if isinstance(chunking, Chunking) else Chunking(**chunking)
+            if plan != info.chunking:
+                raise IndexMismatch(
+                    f"index {name!r} cuts its documents as {info.chunking.model_dump()}, not "
+                    f"{plan.model_dump()}; remove it and ingest again to change that"
+                )
+        made = (
+            embedder if isinstance(embedder, Embedder) else make(info.embedder, settings=settings)
+        )
+        return Index(info, store, made, settings)
+    except BaseException:
+        store.close()
+        raise

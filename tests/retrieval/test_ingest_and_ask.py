@@ -1,0 +1,161 @@
+"""Ingestion end to end (incremental, bad files, a crash mid-run) and checked answers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import tether
+from tether.retrieval import Grounding
+from tether.testing import ScriptedModel
+
+
+def folder(root: Path, count: int = 3) -> Path:
+    docs = root / "docs"
+    docs.mkdir(exist_ok=True)
+    for i in range(count):
+        (docs / f"note{i}.txt").write_text(f"Note {i} says the number {i} is lucky for team {i}.")
+    return docs
+
+
+def test_ingest_is_incremental(project: Path) -> None:
+    docs = folder(project)
+    index = tether.index("docs")
+    first = index.ingest(docs)
+    assert (first.documents_added, first.files_seen) == (3, 3)
+    again = index.ingest(docs)
+    assert again.files_skipped == 3 and again.documents_written == 0
+    (docs / "note1.txt").write_text("Note one now talks about penguins.")
+    (docs / "note2.txt").unlink()
+    third = index.ingest(docs)
+    assert (third.documents_replaced, third.documents_removed) == (1, 1)
+    assert index.stats()["documents"] == 2
+    assert index.search("penguins", mode="lexical")[0].source.endswith("note1.txt")
+
+
+def test_bad_files_are_reported_and_the_rest_goes_on(project: Path) -> None:
+    docs = folder(project, 1)
+    (docs / "empty.txt").write_bytes(b"")
+    (docs / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (docs / "big.txt").write_text("word " * 5000)
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (docs / "rows.jsonl").write_text('{"text": "a good row"}\n{not json\n')
+    report = tether.index("docs").ingest(docs, max_bytes=10_000)
+    assert report.documents_added == 2  # note0 and the good row
+    assert set(map(lambda p: Path(p).name, report.failed)) == {
+        "empty.txt",
+        "binary.txt",
+        "big.txt",
+        "broken.pdf",
+    }
+    assert "max_bytes" in report.failed[str(docs / "big.txt")]
+    assert any("line 2" in problem for problem in report.problems)
+
+
+def test_a_file_changing_while_read_is_stored_as_read_and_picked_up_later(
+    project: Path, monkeypatch: object
+) -> None:
+    docs = folder(project, 1)
+    path = docs / "note0.txt"
+    index = tether.index("docs")
+    original = Path.read_bytes
+
+    def read_then_change(self: Path) -> bytes:
+        data = original(self)
+        if self == path:
+            self.write_text("Changed while being read: walruses.")
+            os.utime(self, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+        return data
+
+    import pytest
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "read_bytes", read_then_change)
+        report = index.ingest(docs)
+    assert report.changed_while_read == [str(path)]
+    assert index.search("lucky", mode="lexical")  # what was read
+    later = index.ingest(docs)
+    assert later.documents_replaced == 1
+    assert index.search("walruses", mode="lexical")
+
+
+INGEST = """
+import sys, tether
+tether.index("docs").ingest(sys.argv[1])
+"""
+
+
+def test_sigkill_mid_ingest_then_a_rerun_loses_and_duplicates_nothing(project: Path) -> None:
+    docs = folder(project, 60)
+    env = {**os.environ, "TETHER_HOME": str(project / ".tether")}
+    process = subprocess.Popen([sys.executable, "-c", INGEST, str(docs)], env=env)
+    db_path = project / ".tether" / "tether.db"
+    deadline = time.monotonic() + 120
+    written = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        if db_path.exists():
+            try:
+                with sqlite3.connect(db_path, timeout=1) as db:
+                    (written,) = db.execute("SELECT count(*) FROM rag_documents").fetchone()
+            except sqlite3.OperationalError:
+                written = 0
+            if 0 < written < 60:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 0 < written < 60, "the ingest should have been killed half-way"
+    report = tether.index("docs").ingest(docs)
+    db = sqlite3.connect(db_path)
+    (documents, sources) = db.execute(
+        "SELECT count(*), count(DISTINCT source) FROM rag_documents"
+    ).fetchone()
+    assert documents == sources == 60
+    chunks_per_doc = db.execute("SELECT count(*) FROM rag_chunks GROUP BY doc_id").fetchall()
+    assert len(chunks_per_doc) == 60 and all(n == 1 for (n,) in chunks_per_doc)
+    (fts,) = db.execute("SELECT count(*) FROM rag_fts_1").fetchone()
+    assert fts == 60
+    assert report.documents_added == 60 - written
+
+
+def test_ask_keeps_supported_sentences_and_drops_the_rest(project: Path) -> None:
+    docs = folder(project, 3)
+    index = tether.index("docs")
+    index.ingest(docs)
+    model = ScriptedModel(
+        "Note 1 says the number 1 is lucky for team 1 [1]. The moon is made of cheese [1]."
+    )
+    answer = tether.ask("Which number is lucky for team 1?", index=index, model=model)
+    assert not answer.abstained
+    assert [s.supported for s in answer.sentences] == [True, False]
+    assert "cheese" not in answer.text and "lucky" in answer.text
+    citation = answer.citations[0]
+    text = index.store.document_text(index.info, citation.source)
+    assert text is not None and text[citation.start : citation.end] == citation.quote
+    flagged = tether.ask(
+        "Which number is lucky for team 1?",
+        index=index,
+        model=ScriptedModel("The moon is made of cheese."),
+        grounding=Grounding(unsupported="flag"),
+    )
+    assert flagged.abstained  # nothing supported: the documents do not say
+
+
+def test_ask_abstains_on_weak_evidence_without_calling_the_model(project: Path) -> None:
+    docs = folder(project, 2)
+    index = tether.index("docs")
+    index.ingest(docs)
+    model = ScriptedModel()  # an empty script: any call would fail
+    answer = tether.ask(
+        "What is the boiling point of tungsten?",
+        index=index,
+        model=model,
+        grounding=Grounding(min_relevance=0.9),
+    )
+    assert answer.abstained and "min_relevance" in (answer.reason or "")
+    assert answer.text == "The documents do not say."
