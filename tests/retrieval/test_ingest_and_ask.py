@@ -91,7 +91,7 @@ tether.index("docs").ingest(sys.argv[1])
 
 
 def test_sigkill_mid_ingest_then_a_rerun_loses_and_duplicates_nothing(project: Path) -> None:
-    docs = folder(project, 60)
+    docs = folder(project, 300)
     env = {**os.environ, "TETHER_HOME": str(project / ".tether")}
     process = subprocess.Popen([sys.executable, "-c", INGEST, str(docs)], env=env)
     db_path = project / ".tether" / "tether.db"
@@ -104,23 +104,23 @@ def test_sigkill_mid_ingest_then_a_rerun_loses_and_duplicates_nothing(project: P
                     (written,) = db.execute("SELECT count(*) FROM rag_documents").fetchone()
             except sqlite3.OperationalError:
                 written = 0
-            if 0 < written < 60:
+            if 0 < written < 300:
                 break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert 0 < written < 60, "the ingest should have been killed half-way"
+    assert 0 < written < 300, "the ingest should have been killed half-way"
     report = tether.index("docs").ingest(docs)
     db = sqlite3.connect(db_path)
     (documents, sources) = db.execute(
         "SELECT count(*), count(DISTINCT source) FROM rag_documents"
     ).fetchone()
-    assert documents == sources == 60
+    assert documents == sources == 300
     chunks_per_doc = db.execute("SELECT count(*) FROM rag_chunks GROUP BY doc_id").fetchall()
-    assert len(chunks_per_doc) == 60 and all(n == 1 for (n,) in chunks_per_doc)
+    assert len(chunks_per_doc) == 300 and all(n == 1 for (n,) in chunks_per_doc)
     (fts,) = db.execute("SELECT count(*) FROM rag_fts_1").fetchone()
-    assert fts == 60
-    assert report.documents_added == 60 - written
+    assert fts == 300
+    assert 0 < report.documents_added <= 300 - written  # more may land before the kill
 
 
 def test_ask_keeps_supported_sentences_and_drops_the_rest(project: Path) -> None:
