@@ -1,8 +1,8 @@
 """``tether demo``: the offline tour behind ``make demo``.
 
-Five short steps on the embedded model (streaming, a forced tool call, a validated object, a
-two-turn exchange, and the traces they left), each announced in one line. Answers are kept
-short so the whole tour takes seconds on a laptop CPU.
+Six short steps on the embedded model (streaming, a forced tool call, a validated object, a
+two-turn exchange, the traces they left, and a cited answer from tether's own docs/), each
+announced in one line. Answers are kept short so the tour takes seconds on a laptop CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ WEATHER_TOOL = {
     },
 }
 
+DOCS_QUESTION = "At what size does the vector index switch to usearch HNSW?"
 CONTACT_TEXT = "Write to Ada Lovelace at ada@example.com about the engine."
 
 
@@ -83,7 +84,27 @@ def demo() -> None:
     _step(5, "The calls above, as traced into the project database (cost is $0 locally).")
     if not settings.tracing.enabled:
         out.print("tracing is off (TETHER_TRACING or [tracing] enabled); nothing was stored")
+    else:
+        flush()
+        out.print(calls_table(recent_calls(settings.db_path, limit=5)))
+        out.print("[dim]see them again with `tether logs`; try `tether run`, `tether chat`[/]")
+    _retrieval(model, settings)
+
+
+def _retrieval(model: object, settings: object) -> None:
+    """Step 6: tether's own docs/ into an index, a question, a cited and checked answer."""
+    from pathlib import Path
+
+    from tether.cli.index import print_answer
+    from tether.retrieval import ask, index
+
+    _step(6, "A cited answer from documents: tether's docs/ ingested, searched, checked.")
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    if not docs.is_dir():
+        out.print("[dim]no docs/ folder beside this installation; skipped[/]")
         return
-    flush()
-    out.print(calls_table(recent_calls(settings.db_path, limit=5)))
-    out.print("[dim]see them again with `tether logs`; try `tether run`, `tether chat`[/]")
+    notes = index("tether-docs", settings=settings)  # type: ignore[arg-type]
+    report = notes.ingest(docs, include=["*.md"])
+    out.print(f"[dim]{report.summary()}[/]")
+    out.print(f"[dim]you>[/] {DOCS_QUESTION}")
+    print_answer(ask(DOCS_QUESTION, index=notes, model=model, k=4))
