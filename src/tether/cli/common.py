@@ -75,6 +75,21 @@ def parse_params(pairs: Iterable[tuple[str, str]] | None) -> dict[str, Any]:
     return params
 
 
+def parse_pairs(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` options (``-v``, ``-f``): VALUE is JSON when it parses (``3``, ``[1]``),
+    else text."""
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} takes KEY=VALUE, not {pair!r}")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
 def read_prompt(prompt: str) -> str:
     """The prompt itself, or standard input when it is ``-``."""
     if prompt != "-":

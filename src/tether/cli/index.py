@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tether.cli.common import JsonFlag, ModelOption, err, out, write
+from tether.cli.common import JsonFlag, ModelOption, err, out, parse_pairs, write
 
 if TYPE_CHECKING:
     from tether.retrieval import Answer, Hit, Index
@@ -41,18 +41,7 @@ def _open(name: str, *, create: bool = False, embedder: str | None = None) -> In
 
 
 def _filters(pairs: list[str] | None) -> dict[str, Any] | None:
-    from tether.errors import ConfigError
-
-    filters: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"-f takes KEY=VALUE, not {pair!r}")
-        try:
-            filters[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            filters[key] = raw
-    return filters or None
+    return parse_pairs(pairs, "-f") or None
 
 
 @app.command("create")

@@ -17,11 +17,12 @@ from tether.cli.common import (
     err,
     footer,
     out,
+    parse_pairs,
     parse_params,
     print_stream,
     write,
 )
-from tether.errors import ConfigError, PromptError
+from tether.errors import PromptError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -44,20 +45,6 @@ VarOptions = Annotated[
 ]
 
 
-def parse_vars(pairs: list[str] | None) -> dict[str, Any]:
-    """``-v key=value`` as variables: JSON when the value parses (``3``, ``[1]``), else text."""
-    variables: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"-v takes KEY=VALUE, not {pair!r}")
-        try:
-            variables[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            variables[key] = raw
-    return variables
-
-
 def _describe(prompt: Prompt) -> dict[str, Any]:
     return {
         "name": prompt.name,
@@ -69,6 +56,11 @@ def _describe(prompt: Prompt) -> dict[str, Any]:
         },
         "path": str(prompt.path),
     }
+
+
+def parse_vars(pairs: list[str] | None) -> dict[str, Any]:
+    """``-v key=value`` as template variables."""
+    return parse_pairs(pairs, "-v")
 
 
 @app.command("list")

@@ -30,6 +30,23 @@ class IndexInfo(BaseModel):
     created_ns: int
     generation: int
 
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> IndexInfo:
+        """From a row of INDEX_COLUMNS, as both stores select it."""
+        index_id, name, embedder, dimensions, chunking, created, generation = row
+        return cls(
+            index_id=index_id,
+            name=name,
+            embedder=embedder,
+            dimensions=dimensions,
+            chunking=Chunking.model_validate_json(chunking),
+            created_ns=created,
+            generation=generation,
+        )
+
+
+INDEX_COLUMNS = "index_id, name, embedder, dimensions, chunking, created_ns, generation"
+
 
 class StoredDocument(BaseModel):
     source: str

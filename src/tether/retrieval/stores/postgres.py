@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from tether.errors import ConfigError, StoreUnavailable
 from tether.retrieval.chunking import Chunking
 from tether.retrieval.stores.base import (
+    INDEX_COLUMNS,
     Embed,
     FileState,
     Filters,
@@ -60,7 +61,6 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS rag_chunks_doc ON rag_chunks (doc_id)",
     "CREATE INDEX IF NOT EXISTS rag_chunks_words ON rag_chunks USING gin (words)",
 ]
-_INDEX_COLUMNS = "index_id, name, embedder, dimensions, chunking, created_ns, generation"
 
 
 def glob_regex(pattern: str) -> str:
@@ -133,18 +133,6 @@ class PostgresStore:
 
     # -- indexes ---------------------------------------------------------------------------
 
-    def _info(self, row: Sequence[Any]) -> IndexInfo:
-        index_id, name, embedder, dimensions, chunking, created, generation = row
-        return IndexInfo(
-            index_id=index_id,
-            name=name,
-            embedder=embedder,
-            dimensions=dimensions,
-            chunking=Chunking.model_validate_json(chunking),
-            created_ns=created,
-            generation=generation,
-        )
-
     def create_index(
         self, name: str, embedder: str, dimensions: int, chunking: Chunking
     ) -> IndexInfo:
@@ -154,10 +142,10 @@ class PostgresStore:
                 raise ConfigError(f"index {name!r} already exists; open it, or remove it first")
             row = conn.execute(
                 "INSERT INTO rag_indexes (name, embedder, dimensions, chunking, created_ns) "
-                f"VALUES (%s, %s, %s, %s, %s) RETURNING {_INDEX_COLUMNS}",
+                f"VALUES (%s, %s, %s, %s, %s) RETURNING {INDEX_COLUMNS}",
                 (name, embedder, dimensions, chunking.model_dump_json(), time.time_ns()),
             ).fetchone()
-            info = self._info(row)
+            info = IndexInfo.from_row(row)
             self._hnsw(conn, info)
         return info
 
@@ -169,12 +157,12 @@ class PostgresStore:
         )
 
     def get_index(self, name: str) -> IndexInfo | None:
-        rows = self._rows(f"SELECT {_INDEX_COLUMNS} FROM rag_indexes WHERE name = %s", (name,))
-        return self._info(rows[0]) if rows else None
+        rows = self._rows(f"SELECT {INDEX_COLUMNS} FROM rag_indexes WHERE name = %s", (name,))
+        return IndexInfo.from_row(rows[0]) if rows else None
 
     def list_indexes(self) -> list[IndexInfo]:
-        rows = self._rows(f"SELECT {_INDEX_COLUMNS} FROM rag_indexes ORDER BY name")
-        return [self._info(row) for row in rows]
+        rows = self._rows(f"SELECT {INDEX_COLUMNS} FROM rag_indexes ORDER BY name")
+        return [IndexInfo.from_row(row) for row in rows]
 
     def drop_index(self, name: str) -> bool:
         info = self.get_index(name)

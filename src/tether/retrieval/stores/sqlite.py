@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tether.errors import ConfigError
 from tether.retrieval.chunking import Chunking
 from tether.retrieval.stores.base import (
+    INDEX_COLUMNS,
     Embed,
     FileState,
     Filters,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 # Porter stemming over Unicode words, accents folded: what BM25 on English prose wants.
 TOKENIZE = "porter unicode61 remove_diacritics 2"
-_INDEX_COLUMNS = "index_id, name, embedder, dimensions, chunking, created_ns, generation"
 
 
 def _fts(index: IndexInfo) -> str:
@@ -49,18 +49,6 @@ class SQLiteStore:
         self._vectors: dict[int, VectorIndex] = {}
 
     # -- indexes ---------------------------------------------------------------------------
-
-    def _info(self, row: Sequence[Any]) -> IndexInfo:
-        index_id, name, embedder, dimensions, chunking, created, generation = row
-        return IndexInfo(
-            index_id=index_id,
-            name=name,
-            embedder=embedder,
-            dimensions=dimensions,
-            chunking=Chunking.model_validate_json(chunking),
-            created_ns=created,
-            generation=generation,
-        )
 
     def create_index(
         self, name: str, embedder: str, dimensions: int, chunking: Chunking
@@ -82,14 +70,14 @@ class SQLiteStore:
     def get_index(self, name: str) -> IndexInfo | None:
         with self._lock:
             row = self.db.execute(
-                f"SELECT {_INDEX_COLUMNS} FROM rag_indexes WHERE name = ?", (name,)
+                f"SELECT {INDEX_COLUMNS} FROM rag_indexes WHERE name = ?", (name,)
             ).fetchone()
-        return self._info(row) if row else None
+        return IndexInfo.from_row(row) if row else None
 
     def list_indexes(self) -> list[IndexInfo]:
         with self._lock:
-            rows = self.db.execute(f"SELECT {_INDEX_COLUMNS} FROM rag_indexes ORDER BY name")
-            return [self._info(row) for row in rows.fetchall()]
+            rows = self.db.execute(f"SELECT {INDEX_COLUMNS} FROM rag_indexes ORDER BY name")
+            return [IndexInfo.from_row(row) for row in rows.fetchall()]
 
     def drop_index(self, name: str) -> bool:
         info = self.get_index(name)
