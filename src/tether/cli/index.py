@@ -13,6 +13,7 @@ from tether.cli.common import JsonFlag, ModelOption, err, out, parse_pairs, writ
 
 if TYPE_CHECKING:
     from tether.retrieval import Answer, Hit, Index
+    from tether.retrieval.indexes import Reranker, Rewriter
 
 app = typer.Typer(no_args_is_help=True, help="Indexes of your documents: ingest, search, ask.")
 
@@ -32,6 +33,37 @@ FilterOptions = Annotated[
         help="Only documents whose metadata KEY is VALUE (source=GLOB for paths; repeatable).",
     ),
 ]
+RerankOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rerank",
+        metavar="RERANKER",
+        help="Re-score the candidates: cross-encoder[:NAME] (the torch extra) or a model id "
+        "(an LLM grades each).",
+    ),
+]
+RewriteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rewrite", metavar="MODEL", help="A model writes other phrasings, searched too."
+    ),
+]
+
+
+def _reranker(spec: str | None) -> Reranker | None:
+    from tether.retrieval.rerank import DEFAULT_CROSS_ENCODER, CrossEncoder, LLMReranker
+
+    if spec is None:
+        return None
+    if spec == "cross-encoder" or spec.startswith("cross-encoder:"):
+        return CrossEncoder(spec.partition(":")[2] or DEFAULT_CROSS_ENCODER)
+    return LLMReranker(spec)
+
+
+def _rewriter(model: str | None) -> Rewriter | None:
+    from tether.retrieval.rewrite import QueryRewriter
+
+    return QueryRewriter(model) if model else None
 
 
 def _open(name: str, *, create: bool = False, embedder: str | None = None) -> Index:
@@ -51,6 +83,10 @@ def create(
     size: Annotated[int, typer.Option(help="Chunk size in the embedder's tokens.")] = 200,
     overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 30,
     strategy: Annotated[str, typer.Option(help="auto, recursive, markdown or sentence.")] = "auto",
+    enrich: Annotated[
+        str | None,
+        typer.Option(metavar="MODEL", help="A model writes a sentence situating each chunk."),
+    ] = None,
 ) -> None:
     """Create an empty index with its embedder and chunking."""
     from tether.retrieval import Chunking, index
@@ -59,6 +95,7 @@ def create(
         name,
         embedder=embedder,
         chunking=Chunking(size=size, overlap=overlap, strategy=strategy),  # type: ignore[arg-type]
+        enrich=enrich,
     )
     out.print(
         f"created index [bold]{made.name}[/] ({made.info.embedder}, {made.info.dimensions} dims)"
@@ -117,10 +154,19 @@ def search(
     k: KOption = 5,
     mode: ModeOption = "hybrid",
     filters: FilterOptions = None,
+    rerank: RerankOption = None,
+    rewrite: RewriteOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Find the chunks that best match a query."""
-    hits = _open(name).search(query, k=k, mode=mode, filters=_filters(filters))  # type: ignore[arg-type]
+    hits = _open(name).search(
+        query,
+        k=k,
+        mode=mode,  # type: ignore[arg-type]
+        filters=_filters(filters),
+        rerank=_reranker(rerank),
+        rewrite=_rewriter(rewrite),
+    )
     if as_json:
         write(json.dumps([h.model_dump() for h in hits], indent=2) + "\n")
         return
@@ -160,13 +206,21 @@ def ask(
     model: ModelOption = None,
     k: KOption = 4,
     filters: FilterOptions = None,
+    rerank: RerankOption = None,
+    rewrite: RewriteOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Answer a question from the index, every sentence cited and checked."""
     from tether.retrieval import ask as answer_question
 
     answer = answer_question(
-        question, index=_open(name), model=model, k=k, filters=_filters(filters)
+        question,
+        index=_open(name),
+        model=model,
+        k=k,
+        filters=_filters(filters),
+        rerank=_reranker(rerank),
+        rewrite=_rewriter(rewrite),
     )
     if as_json:
         write(answer.model_dump_json(indent=2) + "\n")

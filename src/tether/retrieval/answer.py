@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from tether.models.base import Model
-    from tether.retrieval.indexes import Index, Mode
+    from tether.retrieval.indexes import Index, Mode, Reranker, Rewriter
 
 ABSTAIN = "The documents do not say."
 SYSTEM = (
@@ -180,9 +180,12 @@ async def aask(
     mode: Mode = "hybrid",
     filters: Mapping[str, Any] | None = None,
     grounding: Grounding | None = None,
+    rerank: Reranker | None = None,
+    rewrite: Rewriter | None = None,
     **params: Any,
 ) -> Answer:
-    """A cited answer to ``question`` from ``index``: see the module's docstring."""
+    """A cited answer to ``question`` from ``index``: see the module's docstring.
+    ``rerank`` and ``rewrite`` go to the search (see Index.search)."""
     from tether.models.registry import as_model
     from tether.retrieval.indexes import index as open_index
 
@@ -198,7 +201,9 @@ async def aask(
     }
     with trace.span(idx.settings, f"ask {idx.name}", attributes) as span:
         # Search is sync (the stores are): off the loop, so it may call the embedder's twin.
-        hits = await asyncio.to_thread(idx.search, question, k=k, mode=mode, filters=filters)
+        hits = await asyncio.to_thread(
+            idx.search, question, k=k, mode=mode, filters=filters, rerank=rerank, rewrite=rewrite
+        )
         if mode != "lexical" and hits:
             query = await idx.embedder.aembed(question)
             vectors = idx.store.chunk_vectors(idx.info, [h.chunk_id for h in hits])

@@ -37,6 +37,8 @@ class Chunking(BaseModel):
     strategy: Strategy | Literal["auto"] = "auto"  # auto: markdown for .md files, else recursive
     size: int = Field(default=200, ge=8)
     overlap: int = Field(default=30, ge=0)
+    # A model id: it writes one sentence situating each chunk (tether.retrieval.enrich).
+    enrich: str | None = None
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Chunking:

@@ -18,12 +18,15 @@ from tether.errors import ConfigError, IndexMismatch
 from tether.retrieval import trace
 from tether.retrieval.chunking import Chunking
 from tether.retrieval.ingest import Ingestion, IngestReport
-from tether.retrieval.search import Fusion, fuse, mmr
+from tether.retrieval.rewrite import distinct
+from tether.retrieval.search import Fusion, fuse, mmr, rrf
 from tether.retrieval.stores.base import Filters, IndexInfo, Store
 from tether.retrieval.types import Document, Hit
 
 if TYPE_CHECKING:
+    from tether.models.base import Model
     from tether.models.embeddings import Embedder
+    from tether.retrieval.enrich import Enricher
 
 Mode = Literal["lexical", "dense", "hybrid"]
 MODES = ("lexical", "dense", "hybrid")
@@ -34,14 +37,25 @@ CANDIDATES = 100
 MAX_QUERY_TERMS = 256
 
 Reranker = Callable[[str, list[Hit]], "list[float]"]
+Vector = Any  # a float32 numpy array
+Rewriter = Callable[[str], "list[str]"]
 
 
 class Index:
-    def __init__(self, info: IndexInfo, store: Store, embedder: Embedder, settings: Settings):
+    def __init__(
+        self,
+        info: IndexInfo,
+        store: Store,
+        embedder: Embedder,
+        settings: Settings,
+        enrich: Model | None = None,
+    ):
         self.info = info
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self._enrich_model = enrich
+        self._enricher: Enricher | None = None
 
     @property
     def name(self) -> str:
@@ -75,6 +89,19 @@ class Index:
         """Documents built in code, replaced by source when they change."""
         return Ingestion(self, max_bytes=0).add(documents)
 
+    def enricher(self) -> Enricher | None:
+        """What writes each chunk's situating sentence, when the index was made with
+        ``enrich=``; the model is resolved from its id unless one was given."""
+        if self.info.chunking.enrich is None:
+            return None
+        if self._enricher is None:
+            from tether.models.registry import as_model
+            from tether.retrieval.enrich import ContextCache, Enricher
+
+            model = self._enrich_model or as_model(self.info.chunking.enrich)
+            self._enricher = Enricher(model, ContextCache(self.settings.db_path))
+        return self._enricher
+
     def remove(self, sources: Sequence[str]) -> int:
         return self.store.delete_documents(self.info, sources)
 
@@ -99,6 +126,7 @@ class Index:
         candidates: int = CANDIDATES,
         mmr_diversity: float | None = None,
         rerank: Reranker | None = None,
+        rewrite: Rewriter | None = None,
     ) -> list[Hit]:
         """The ``k`` best chunks for ``query``.
 
@@ -106,8 +134,10 @@ class Index:
         reciprocal rank fusion or weighted scores, ``weights`` per list, e.g.
         ``{"lexical": 0.4, "dense": 0.6}``). ``filters`` match document metadata (and
         ``source``/``title`` as globs). ``mmr_diversity`` spreads the hits over different
-        content; ``rerank`` re-scores the candidates (a cross-encoder, an LLM). The search is
-        one span with its hits and scores.
+        content; ``rerank`` re-scores the candidates (tether.retrieval.rerank: a
+        cross-encoder, an LLM); ``rewrite`` adds searches for other phrasings of the query
+        (tether.retrieval.rewrite), fused with the query's own. The search is one span with
+        its hits and scores.
         """
         if mode not in MODES:
             raise ConfigError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
@@ -126,8 +156,16 @@ class Index:
             attributes["tether.search.query"] = query_text
         with trace.span(self.settings, f"search {self.name}", attributes) as span:
             started = time.perf_counter()
+            queries = [query]
+            if rewrite is not None:
+                queries += distinct(query, list(rewrite(query)))
+                span.set_attribute("tether.search.rewrites", len(queries) - 1)
+                if (rewritten := trace.text(self.settings, queries[1:])) is not None:
+                    span.set_attribute("tether.search.rewritten", rewritten)
+            if rerank is not None:
+                span.set_attribute("tether.search.reranker", repr(rerank))
             hits = self._search(
-                query, k, mode, filters, fusion, weights, candidates, mmr_diversity, rerank
+                queries, k, mode, filters, fusion, weights, candidates, mmr_diversity, rerank
             )
             span.set_attribute("tether.latency_s", time.perf_counter() - started)
             span.set_attribute("tether.search.count", len(hits))
@@ -136,9 +174,24 @@ class Index:
                 span.set_attribute("tether.search.hits", hits_text)
         return hits
 
+    def _lists(
+        self, query: str, mode: Mode, pool: int, filters: Filters | None
+    ) -> tuple[dict[str, list[tuple[int, float]]], Vector | None]:
+        """The ranked (chunk id, score) lists of one query (lexical, dense or both), and
+        its vector when it was embedded."""
+        lists: dict[str, list[tuple[int, float]]] = {}
+        vector = None
+        if mode in ("lexical", "hybrid"):
+            words = " ".join(query.split()[:MAX_QUERY_TERMS])
+            lists["lexical"] = self.store.lexical(self.info, words, pool, filters)
+        if mode in ("dense", "hybrid"):
+            vector = self.embedder.embed(query)
+            lists["dense"] = self.store.dense(self.info, vector, pool, filters)
+        return lists, vector
+
     def _search(
         self,
-        query: str,
+        queries: list[str],
         k: int,
         mode: Mode,
         filters: Filters | None,
@@ -148,21 +201,22 @@ class Index:
         diversity: float | None,
         rerank: Reranker | None,
     ) -> list[Hit]:
-        pool = max(k, candidates) if (mode == "hybrid" or diversity or rerank) else k
-        lists: dict[str, list[tuple[int, float]]] = {}
-        vector = None
-        if mode in ("lexical", "hybrid"):
-            words = " ".join(query.split()[:MAX_QUERY_TERMS])
-            lists["lexical"] = self.store.lexical(self.info, words, pool, filters)
-        if mode in ("dense", "hybrid") or diversity is not None:
-            vector = self.embedder.embed(query)
-        if mode in ("dense", "hybrid"):
-            assert vector is not None
-            lists["dense"] = self.store.dense(self.info, vector, pool, filters)
-        ranked = fuse(lists, fusion, weights) if mode == "hybrid" else lists[mode]
+        wide = mode == "hybrid" or diversity or rerank or len(queries) > 1
+        pool = max(k, candidates) if wide else k
+        query = queries[0]
+        per_query = []
+        for i, q in enumerate(queries):
+            lists, embedded = self._lists(q, mode, pool, filters)
+            per_query.append(fuse(lists, fusion, weights) if mode == "hybrid" else lists[mode])
+            if i == 0:
+                scores = {name: dict(entries) for name, entries in lists.items()}
+                vector = embedded
+        ranked = per_query[0]
+        if len(queries) > 1:  # the query's own list weighs as much as all the rewrites
+            named = {str(i): r for i, r in enumerate(per_query)}
+            ranked = rrf(named, {"0": len(queries) - 1})
         ids = [chunk_id for chunk_id, _ in ranked]
         found = self.store.hits(self.info, ids)
-        scores = {name: dict(entries) for name, entries in lists.items()}
         hits = []
         for chunk_id, score in ranked:
             hit = found.get(chunk_id)
@@ -170,7 +224,7 @@ class Index:
                 continue  # removed between the two reads
             hit.score = score
             hit.scores = {name: s[chunk_id] for name, s in scores.items() if chunk_id in s}
-            if mode == "hybrid":
+            if mode == "hybrid" or len(queries) > 1:
                 hit.scores["fused"] = score
             hits.append(hit)
         if rerank is not None:
@@ -178,7 +232,8 @@ class Index:
                 hit.scores["rerank"] = hit.score = float(score)
             hits.sort(key=lambda h: -h.score)
         if diversity is not None and hits:
-            assert vector is not None
+            if vector is None:
+                vector = self.embedder.embed(query)
             vectors = self.store.chunk_vectors(self.info, [h.chunk_id for h in hits])
             order = mmr(vector, list(range(len(hits))), vectors, k, diversity)
             hits = [hits[i] for i in order]
@@ -196,6 +251,8 @@ class Index:
 
     def close(self) -> None:
         self.embedder.close()
+        if self._enricher is not None:
+            self._enricher.close()
         self.store.close()
 
     def __repr__(self) -> str:
@@ -231,20 +288,30 @@ def index(
     *,
     embedder: str | Embedder | None = None,
     chunking: Chunking | Mapping[str, Any] | None = None,
+    enrich: str | Model | None = None,
     create: bool = True,
     settings: Settings | None = None,
 ) -> Index:
     """The index ``name`` in this project, created when missing (unless ``create=False``).
 
-    A new index takes ``embedder`` (default ``local:minilm``) and ``chunking``; an existing
-    one keeps its own, and asking for another embedder is an IndexMismatch that says how to
-    re-embed it.
+    A new index takes ``embedder`` (default ``local:minilm``), ``chunking`` and ``enrich``
+    (a model that writes a sentence situating each chunk: tether.retrieval.enrich); an
+    existing one keeps its own, and asking for another embedder is an IndexMismatch that
+    says how to re-embed it.
     """
+    from tether.models.base import Model
     from tether.models.embeddings import Embedder
     from tether.models.embeddings import embedder as make
 
     settings = settings or load_settings()
     store = open_store(settings)
+    enrich_model = enrich if isinstance(enrich, Model) else None
+    enrich_id = enrich.id if isinstance(enrich, Model) else enrich
+
+    def planned(given: Chunking | Mapping[str, Any] | None) -> Chunking:
+        plan = given if isinstance(given, Chunking) else Chunking(**(given or {}))
+        return plan.model_copy(update={"enrich": enrich_id}) if enrich_id else plan
+
     try:
         info = store.get_index(name)
         wanted = embedder.id if isinstance(embedder, Embedder) else embedder
@@ -260,17 +327,22 @@ def index(
                 if isinstance(embedder, Embedder)
                 else make(wanted or "local:minilm", settings=settings)
             )
-            plan = chunking if isinstance(chunking, Chunking) else Chunking(**(chunking or {}))
-            info = store.create_index(name, made.id, dimensions(made), plan)
-            return Index(info, store, made, settings)
+            info = store.create_index(name, made.id, dimensions(made), planned(chunking))
+            return Index(info, store, made, settings, enrich_model)
         if wanted is not None and wanted != info.embedder:
             raise IndexMismatch(
                 f"index {name!r} was built with {info.embedder} ({info.dimensions} dimensions), "
                 f"not {wanted}; open it without an embedder to use its own, or switch it with "
                 f"index.reembed({wanted!r}) (`tether index reembed {name} {wanted}`)"
             )
+        if enrich_id is not None and enrich_id != info.chunking.enrich:
+            raise IndexMismatch(
+                f"index {name!r} was built with enrich={info.chunking.enrich!r}, not "
+                f"{enrich_id!r}; open it without enrich= to use its own, or remove it and "
+                "ingest again to change that"
+            )
         if chunking is not None:
-            plan = chunking if isinstance(chunking, Chunking) else Chunking(**chunking)
+            plan = planned(chunking)
             if plan != info.chunking:
                 raise IndexMismatch(
                     f"index {name!r} cuts its documents as {info.chunking.model_dump()}, not "
@@ -279,7 +351,7 @@ def index(
         made = (
             embedder if isinstance(embedder, Embedder) else make(info.embedder, settings=settings)
         )
-        return Index(info, store, made, settings)
+        return Index(info, store, made, settings, enrich_model)
     except BaseException:
         store.close()
         raise

@@ -52,6 +52,8 @@ class IngestReport:
     failed: dict[str, str] = field(default_factory=dict)  # file -> why it was skipped
     problems: list[str] = field(default_factory=list)  # rows skipped inside files
     changed_while_read: list[str] = field(default_factory=list)
+    contexts_written: int = 0  # situating sentences a model wrote (enrich=)
+    contexts_cached: int = 0  # ... and found already written
     seconds: float = 0.0
 
     @property
@@ -67,6 +69,10 @@ class IngestReport:
             f"{self.chunks_added} chunks",
             f"{self.seconds:.1f} s ({rate:.1f} documents/s)",
         ]
+        if self.contexts_written or self.contexts_cached:
+            parts.append(
+                f"{self.contexts_written} chunk contexts written ({self.contexts_cached} cached)"
+            )
         if self.duplicates:
             parts.append(f"{len(self.duplicates)} duplicates skipped")
         if self.failed:
@@ -239,6 +245,11 @@ class Ingestion:
             return file is not None and original.partition("#")[0] != file
 
         chunks = chunk(document, self.info.chunking, self.index.embedder.count_tokens)
+        if (enricher := self.index.enricher()) is not None:
+            before = enricher.written, enricher.cached
+            enricher.enrich(document, chunks)
+            self.report.contexts_written += enricher.written - before[0]
+            self.report.contexts_cached += enricher.cached - before[1]
         self._pending.append(_Pending(document, file, chunks, document.source in stored))
         self._pending_chunks += len(chunks)
         if self._pending_chunks >= EMBED_GROUP:

@@ -98,12 +98,22 @@ def m005_retrieval(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX rag_chunks_index ON rag_chunks (index_id)")
 
 
+def m006_chunk_contexts(db: sqlite3.Connection) -> None:
+    # The sentences a model wrote to situate chunks (contextual enrichment), keyed by model
+    # and a hash of what it was shown, so a re-ingest never asks for the same one twice.
+    db.execute(
+        "CREATE TABLE chunk_contexts (model TEXT NOT NULL, hash TEXT NOT NULL, "
+        "context TEXT NOT NULL, PRIMARY KEY (model, hash)) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_spans,
     m002_trace_losses,
     m003_prompt_versions,
     m004_embedding_cache,
     m005_retrieval,
+    m006_chunk_contexts,
 ]
 
 
