@@ -159,3 +159,94 @@ def test_ask_abstains_on_weak_evidence_without_calling_the_model(project: Path) 
     )
     assert answer.abstained and "min_relevance" in (answer.reason or "")
     assert answer.text == "The documents do not say."
+
+
+def tea(project: Path) -> tether.Index:
+    notes = project / "notes"
+    notes.mkdir()
+    (notes / "tea.md").write_text(
+        "# Tea\n\nGreen tea is steeped at 80 degrees for two minutes.\n\n"
+        "## Black tea\n\nBlack tea is steeped at 95 degrees for four minutes.\n"
+    )
+    index = tether.index("notes")
+    index.ingest(notes)
+    return index
+
+
+def test_a_sentence_with_a_figure_no_source_holds_is_unsupported(project: Path) -> None:
+    index = tea(project)
+    made_up = ScriptedModel(
+        "Black tea is steeped at 95 degrees for ten minutes [1]. "
+        "Black tea is steeped at 95 degrees for 4 minutes [1]."
+    )
+    answer = tether.ask("How long is black tea steeped?", index=index, model=made_up)
+    # "ten" is in no source, though every other word is; "4" is "four" written out.
+    assert [s.supported for s in answer.sentences] == [False, True]
+    assert "ten minutes" not in answer.text and "4 minutes" in answer.text
+    unchecked = tether.ask(
+        "How long is black tea steeped?",
+        index=index,
+        model=ScriptedModel("Black tea is steeped at 95 degrees for ten minutes [1]."),
+        grounding=Grounding(check_numbers=False),
+    )
+    assert unchecked.sentences[0].supported  # the words alone would have let it through
+
+
+def test_a_sentence_that_only_repeats_a_source_label_is_left_out(project: Path) -> None:
+    index = tea(project)
+    echo = ScriptedModel("(Tea) [1]. ## Black tea [2]. Green tea is steeped at 80 degrees [1].")
+    answer = tether.ask("At what temperature is green tea steeped?", index=index, model=echo)
+    assert [s.text for s in answer.sentences] == ["Green tea is steeped at 80 degrees."]
+
+
+def test_similar_meaning_without_shared_words_is_not_support(project: Path) -> None:
+    index = tea(project)
+    vague = ScriptedModel("Each kind of leaf needs its own brewing routine [1].")
+    # Any similarity would do here, yet the sentence shares none of its words with a source.
+    strict = tether.ask(
+        "How is tea brewed?", index=index, model=vague, grounding=Grounding(min_semantic=0.0)
+    )
+    assert strict.abstained and not strict.sentences[0].supported
+    loose = tether.ask(
+        "How is tea brewed?",
+        index=index,
+        model=ScriptedModel("Each kind of leaf needs its own brewing routine [1]."),
+        grounding=Grounding(min_semantic=0.0, min_overlap=0.0),
+    )
+    assert not loose.abstained  # with the overlap floor off too, it passes
+
+
+def test_a_sentence_that_repeats_the_question_is_left_out_and_dots_in_words_split_nothing(
+    project: Path,
+) -> None:
+    index = tea(project)
+    echo = ScriptedModel(
+        "Question: At what temperature is green tea steeped? [1] "
+        "Green tea is steeped at 80 degrees in a tether.glass pot [1]."
+    )
+    answer = tether.ask("At what temperature is green tea steeped?", index=index, model=echo)
+    assert [s.text for s in answer.sentences] == [
+        "Green tea is steeped at 80 degrees in a tether.glass pot."
+    ]
+
+
+def test_the_ask_span_reports_its_thresholds_and_counts(project: Path) -> None:
+    import json
+
+    from tether.tracing.setup import flush
+
+    index = tea(project)
+    model = ScriptedModel("Green tea is steeped at 80 degrees [1]. It costs 7 dollars [1].")
+    tether.ask("At what temperature is green tea steeped?", index=index, model=model,
+               grounding=Grounding(min_overlap=0.25))  # fmt: skip
+    assert flush()
+    db = sqlite3.connect(project / ".tether" / "tether.db")
+    (attributes,) = db.execute(
+        "SELECT attributes FROM spans WHERE name = 'ask notes' ORDER BY start_ns DESC"
+    ).fetchone()
+    data = json.loads(attributes)
+    assert data["tether.answer.min_overlap"] == 0.25
+    assert data["tether.answer.check_numbers"] is True
+    assert data["tether.answer.min_relevance"] == 0.35
+    assert (data["tether.answer.supported"], data["tether.answer.unsupported"]) == (1, 1)
+    assert data["tether.answer.abstained"] is False

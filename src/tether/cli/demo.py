@@ -25,7 +25,7 @@ WEATHER_TOOL = {
     },
 }
 
-DOCS_QUESTION = "At what size does the vector index switch to usearch HNSW?"
+DOCS_QUESTION = "What does an index remember about its embedder?"
 CONTACT_TEXT = "Write to Ada Lovelace at ada@example.com about the engine."
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tether import _sync
 from tether.retrieval import trace
-from tether.retrieval.support import best_span, lexical_support, sentences, stems
+from tether.retrieval.support import best_span, lexical_support, numbers, sentences, stems
 from tether.retrieval.types import Citation, Hit
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ SYSTEM = (
     "sentences. End each sentence with the number of the source it comes from, like [1]. "
     f"If the sources do not answer the question, reply exactly: {ABSTAIN}"
 )
+# Words of the prompt a small model echoes ("Question: ...", "The answer is:").
+PROMPT_WORDS = stems("question answer sources source documents")
 CITE = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
@@ -49,8 +51,12 @@ class Grounding(BaseModel):
     min_relevance: float = Field(default=0.35, ge=0, le=1)
     #: A sentence is supported by a span holding this share of its content words ...
     min_lexical: float = Field(default=0.6, ge=0, le=1)
-    #: ... or whose embedding is at least this similar.
+    #: ... or whose embedding is at least this similar, while still sharing ``min_overlap``
+    #: of its words (a sentence about the same topic is similar without being supported).
     min_semantic: float = Field(default=0.7, ge=0, le=1)
+    min_overlap: float = Field(default=0.3, ge=0, le=1)
+    #: Every figure in the sentence must be in the retrieved sources.
+    check_numbers: bool = True
     unsupported: Literal["drop", "flag"] = "drop"
 
 
@@ -99,6 +105,7 @@ class _Checker:
         self.hits = hits
         self.grounding = grounding
         self.vectors = index.store.chunk_vectors(index.info, [h.chunk_id for h in hits])
+        self.figures = numbers(" ".join(h.text for h in hits))
 
     def citation(self, sentence: str, hit: Hit, semantic: float) -> Citation:
         start, end, lexical = best_span(sentence, hit.text)
@@ -115,9 +122,13 @@ class _Checker:
 
     def supported(self, citation: Citation) -> bool:
         g = self.grounding
-        return citation.lexical >= g.min_lexical or citation.semantic >= g.min_semantic
+        return citation.lexical >= g.min_lexical or (
+            citation.semantic >= g.min_semantic and citation.lexical >= g.min_overlap
+        )
 
     def check(self, text: str, cited: list[int], vector: npt.NDArray[np.float32]) -> Sentence:
+        if self.grounding.check_numbers and not numbers(text) <= self.figures:
+            return Sentence(text=text, supported=False)  # a figure no source holds
         similarity = self.vectors @ vector
         good = [
             c
@@ -131,8 +142,13 @@ class _Checker:
         return Sentence(text=text, citations=good, supported=bool(good))
 
 
-def _split(answer: str, count: int) -> list[tuple[str, list[int]]]:
-    """The answer's sentences with the source numbers each cites (0-based, in range)."""
+def _split(answer: str, question: str, hits: list[Hit]) -> list[tuple[str, list[int]]]:
+    """The answer's sentences with the source numbers each cites (0-based, in range).
+    A sentence that only repeats the question or a source's label ("(Tea)", "## Black
+    tea", as a small model copies them from the prompt) says nothing and is left out."""
+    count = len(hits)
+    labels = stems(" ".join(f"{h.title or h.source} {' '.join(h.headings)}" for h in hits))
+    labels |= stems(question) | PROMPT_WORDS
     parts: list[tuple[str, list[int]]] = []
     for start, end in sentences(answer):
         raw = answer[start:end]
@@ -140,7 +156,8 @@ def _split(answer: str, count: int) -> list[tuple[str, list[int]]]:
         for match in CITE.finditer(raw):
             cited += [int(n) - 1 for n in re.findall(r"\d+", match.group(1))]
         text = CITE.sub("", raw).strip()
-        if stems(text):
+        said = stems(text)
+        if said and not (said <= labels and numbers(text) <= numbers(question)):
             parts.append((text, sorted({i for i in cited if 0 <= i < count})))
         elif parts and cited:  # "[2]" alone after a sentence: it belongs to that one
             parts[-1][1].extend(i for i in cited if 0 <= i < count)
@@ -198,6 +215,8 @@ async def aask(
         "tether.answer.min_relevance": grounding.min_relevance,
         "tether.answer.min_lexical": grounding.min_lexical,
         "tether.answer.min_semantic": grounding.min_semantic,
+        "tether.answer.min_overlap": grounding.min_overlap,
+        "tether.answer.check_numbers": grounding.check_numbers,
     }
     with trace.span(idx.settings, f"ask {idx.name}", attributes) as span:
         # Search is sync (the stores are): off the loop, so it may call the embedder's twin.
@@ -244,7 +263,7 @@ async def _answer(
         answer.abstained = True
         answer.reason = "the model found no answer in the sources"
         return
-    parts = _split(said, len(hits))
+    parts = _split(said, answer.question, hits)
     checker = _Checker(idx, hits, grounding)
     if parts:
         vectors = await idx.embedder.aembed([text for text, _ in parts])

@@ -3,7 +3,9 @@
 Lexical support is the share of the sentence's content words (lower-cased, stop words out,
 compared on their first five letters so "measures" meets "measured") found in the span.
 Semantic support is the cosine similarity of the two embeddings. Both run at answer time,
-on every cited sentence.
+on every cited sentence. Numbers are checked apart: a sentence's figures ("80 degrees",
+"two minutes", "3.5%") must all be in the sources, since a made-up number is the claim
+that word overlap and similarity let through.
 """
 
 from __future__ import annotations
@@ -22,7 +24,27 @@ why will with would you your yours
 """
 STOP_WORDS = frozenset(_STOP.split())
 WORD = re.compile(r"\w+")
-SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|\n|$)")
+# A sentence ends at . ! or ? followed by a space or the end; a dot inside a word or a
+# number ("tether.index", "3.5") does not end it. A line break ends it only before a blank
+# line, a list item, a heading, a quote or a table row: wrapped prose runs on.
+SENTENCE = re.compile(
+    r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?\"')\]])|\n(?!\s*\n|[ \t]*(?:[-*+#>|]|\d+[.)])\s))+"
+    r"(?:[.!?]+[\"')\]]*|\n|$)"
+)
+
+
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_WRITTEN = """zero one two three four five six seven eight nine ten eleven twelve thirteen
+fourteen fifteen sixteen seventeen eighteen nineteen twenty"""
+NUMBER_WORDS = {word: str(value) for value, word in enumerate(_WRITTEN.split())}
+
+
+def numbers(text: str) -> set[str]:
+    """The figures in ``text``, digits or written out up to twenty ("two" is "2"),
+    thousands separators dropped ("5,183" is "5183")."""
+    found = {n.replace(",", "") for n in NUMBER.findall(text)}
+    found |= {NUMBER_WORDS[w] for w in WORD.findall(text.lower()) if w in NUMBER_WORDS}
+    return found
 
 
 def stems(text: str) -> set[str]:
