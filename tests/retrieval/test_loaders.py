@@ -53,11 +53,11 @@ def make_pdf(pages: list[str], title: str | None = None) -> bytes:
     return bytes(out)
 
 
-def encrypted_pdf(user_password: str) -> bytes:
+def encrypted_pdf(user_password: str, algorithm: str = "RC4-128") -> bytes:
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf(["Secret text"]))))
-    writer.encrypt(user_password=user_password, owner_password="owner", algorithm="RC4-128")
+    writer.encrypt(user_password=user_password, owner_password="owner", algorithm=algorithm)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
@@ -237,6 +237,15 @@ def test_password_protected_pdf_says_to_decrypt_it(tmp_path: Path) -> None:
     path = write(tmp_path, "locked.pdf", encrypted_pdf("secret"))
     with pytest.raises(DocumentError, match=r"password-protected.*qpdf --decrypt"):
         load(path)
+
+
+def test_aes_pdfs_load_with_an_empty_password_and_refuse_with_a_real_one(
+    tmp_path: Path,
+) -> None:
+    [doc] = load(write(tmp_path, "aes.pdf", encrypted_pdf("", algorithm="AES-256")))
+    assert doc.text == "Secret text"
+    with pytest.raises(DocumentError, match=r"password-protected.*qpdf --decrypt"):
+        load(write(tmp_path, "aes-locked.pdf", encrypted_pdf("secret", algorithm="AES-128")))
 
 
 def test_pdf_encrypted_with_an_empty_user_password_loads(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Pages are joined with a blank line; ``Document.pages`` holds each page's ``[start, end)``
 offsets, so a chunk or a citation knows its page. Reading is pypdf's, which decrypts RC4
-itself but needs the ``cryptography`` package for AES-encrypted files.
+itself and AES with the ``cryptography`` package (in the retrieval extra).
 """
 
 from __future__ import annotations
