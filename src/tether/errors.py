@@ -183,3 +183,7 @@ class IndexMismatch(TetherError):
 
 class StoreUnavailable(TetherError):
     """The database holding an index cannot be reached; nothing was written."""
+
+
+class DatasetError(TetherError):
+    """A dataset could not be read: a missing file, a bad row (with its line), no samples."""
