@@ -17,9 +17,11 @@ from pydantic import ValidationError
 from tether.config import ModelConfig, Settings, load_settings, register_secret
 from tether.errors import ConfigError, ModelNotFound
 from tether.models.base import Model, Provider, ProviderModel
+from tether.models.middleware.cache import CachedModel
 from tether.models.middleware.cassette import CassetteModel
 from tether.models.middleware.defaults import WithDefaults
 from tether.models.middleware.fallback import Fallback
+from tether.models.middleware.meter import MeteredModel
 from tether.models.middleware.retry import Retry
 from tether.models.middleware.router import Router
 from tether.models.middleware.timeout import TimeoutModel
@@ -171,10 +173,12 @@ def _overridden(config: ModelConfig, overrides: dict[str, Any], model_id: str) -
 
 
 def _attempts(config: ModelConfig, settings: Settings, alias: str | None) -> Model:
-    """Retry(WithDefaults(Cassette(Traced(Timeout(ProviderModel))))).
+    """Retry(WithDefaults(Metered(Cached(Cassette(Traced(Timeout(ProviderModel))))))).
 
     Each attempt is timed out and traced on its own; the cassette records what the caller
-    asked and got, so a replayed call neither reaches the provider nor adds a traced cost.
+    asked and got, so a replayed call neither reaches the provider nor adds a traced cost;
+    the call cache (on only inside a ``caching`` block) answers a known call the same way,
+    and the meter counts what each answered call cost, a cached one at 0.
     """
     provider = build_provider(config.id, settings, config)
     inner: Model = ProviderModel(provider, pricing=config.price)
@@ -182,7 +186,7 @@ def _attempts(config: ModelConfig, settings: Settings, alias: str | None) -> Mod
         inner = TimeoutModel(inner, config.timeout)
     if settings.tracing.enabled:
         inner = Traced(inner, settings, alias=alias)
-    inner = CassetteModel(inner)
+    inner = MeteredModel(CachedModel(CassetteModel(inner)))
     if config.params:
         inner = WithDefaults(inner, config.params)
     if config.retries:

@@ -107,6 +107,14 @@ def m006_chunk_contexts(db: sqlite3.Connection) -> None:
     )
 
 
+def m007_call_cache(db: sqlite3.Connection) -> None:
+    # Model calls answered before, by call key (tether.models.middleware.cache).
+    db.execute(
+        "CREATE TABLE call_cache (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
+        "response TEXT NOT NULL, created_ns INTEGER NOT NULL) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_spans,
     m002_trace_losses,
@@ -114,6 +122,7 @@ MIGRATIONS: list[Migration] = [
     m004_embedding_cache,
     m005_retrieval,
     m006_chunk_contexts,
+    m007_call_cache,
 ]
 
 
