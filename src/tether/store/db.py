@@ -115,6 +115,25 @@ def m007_call_cache(db: sqlite3.Connection) -> None:
     )
 
 
+def m008_evals(db: sqlite3.Connection) -> None:
+    # Eval datasets by version, runs and their per-sample results (tether.evals.store).
+    db.execute(
+        "CREATE TABLE eval_datasets (name TEXT NOT NULL, version TEXT NOT NULL, "
+        "samples TEXT NOT NULL, created_ns INTEGER NOT NULL, PRIMARY KEY (name, version))"
+    )
+    db.execute(
+        "CREATE TABLE eval_runs (run_id TEXT PRIMARY KEY, suite TEXT NOT NULL, "
+        "dataset TEXT NOT NULL, dataset_version TEXT NOT NULL, config TEXT NOT NULL, "
+        "status TEXT NOT NULL, started_ns INTEGER NOT NULL, finished_ns INTEGER)"
+    )
+    db.execute("CREATE INDEX eval_runs_suite ON eval_runs (suite, started_ns)")
+    db.execute(
+        "CREATE TABLE eval_results (run_id TEXT NOT NULL, sample_id TEXT NOT NULL, "
+        "epoch INTEGER NOT NULL, outcome TEXT NOT NULL, scores TEXT NOT NULL, "
+        "PRIMARY KEY (run_id, sample_id, epoch))"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_spans,
     m002_trace_losses,
@@ -123,6 +142,7 @@ MIGRATIONS: list[Migration] = [
     m005_retrieval,
     m006_chunk_contexts,
     m007_call_cache,
+    m008_evals,
 ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tether.models.base import Wrapper, closing
 from tether.types import Request, Response, ResponseEvent, StreamEvent
@@ -19,9 +19,15 @@ class Meter:
     output_tokens: int = 0
     cost_usd: float = 0.0
     unpriced: int = 0  # calls whose model has no price: the cost above leaves them out
+    models: set[str] = field(default_factory=set)
+    prompts: set[str] = field(default_factory=set)  # "name@version" of prompt files used
 
-    def add(self, response: Response) -> None:
+    def add(self, model: str, request: Request, response: Response) -> None:
         self.calls += 1
+        self.models.add(model)
+        name = request.metadata.get("prompt.name")
+        if name is not None:
+            self.prompts.add(f"{name}@{request.metadata.get('prompt.version')}")
         self.input_tokens += response.usage.input_tokens
         self.output_tokens += response.usage.output_tokens
         if response.cost_usd is None:
@@ -53,12 +59,12 @@ class MeteredModel(Wrapper):
     async def request(self, request: Request) -> Response:
         response = await self.inner.request(request)
         if (meter := _active.get()) is not None:
-            meter.add(response)
+            meter.add(self.id, request, response)
         return response
 
     async def request_stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         async with closing(self.inner.request_stream(request)) as stream:
             async for event in stream:
                 if isinstance(event, ResponseEvent) and (meter := _active.get()) is not None:
-                    meter.add(event.response)
+                    meter.add(self.id, request, event.response)
                 yield event

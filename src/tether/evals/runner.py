@@ -1,0 +1,247 @@
+"""Running a suite: every sample (times ``epochs``) through the task, scored, stored.
+
+- Concurrency is bounded (``concurrency`` samples at once); a task past ``timeout`` seconds
+  is an error for that sample, as is a task that raises, and a scorer that raises is an
+  error score: the run always goes on.
+- Every model call the task makes is answered from the project's call cache when it was
+  made before (salted by epoch), so an unchanged re-run costs nothing; each sample's calls
+  are metered, so its tokens and cost are known.
+- Each result is stored the moment it is scored. ``run(suite, resume=RUN_ID)`` does only
+  the samples that run has not finished, so an interrupted run loses nothing and counts
+  nothing twice; resuming on another version of the dataset is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from tether import _sync
+from tether.config import Settings, load_settings
+from tether.errors import ConfigError
+from tether.evals.dataset import Sample
+from tether.evals.scorers.base import Outcome, Score, Scorer
+from tether.evals.store import Result, RunInfo, RunStore
+from tether.evals.suite import Suite
+from tether.models.middleware.cache import CallCache, caching
+from tether.models.middleware.meter import Meter, metering
+
+Advance = Callable[[Result], None]
+
+
+class Run(BaseModel):
+    """A run as stored: what it ran with, and every result so far."""
+
+    info: RunInfo
+    results: list[Result]
+
+    @property
+    def id(self) -> str:
+        return self.info.run_id
+
+
+def jsonable(value: Any) -> Any:
+    """The task's output as something the store can keep (models dumped, else its text)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+async def score_all(scorers: list[Scorer], sample: Sample, outcome: Outcome) -> dict[str, Score]:
+    scores: dict[str, Score] = {}
+    for scorer in scorers:
+        if outcome.error is not None:
+            scores[scorer.name] = Score(value=0.0, error=f"the task failed: {outcome.error}")
+            continue
+        try:
+            scores[scorer.name] = await scorer.ascore(sample, outcome)
+        except Exception as exc:  # a scorer's bug is that sample's error, not the run's end
+            scores[scorer.name] = Score(
+                value=0.0, error=f"scorer {scorer.name} raised {type(exc).__name__}: {exc}"
+            )
+    return scores
+
+
+class Runner:
+    def __init__(
+        self,
+        suite: Suite,
+        *,
+        settings: Settings | None = None,
+        concurrency: int | None = None,
+        cache: bool = True,
+        limit: int | None = None,
+    ) -> None:
+        self.suite = suite
+        self.settings = settings or load_settings()
+        self.concurrency = concurrency or suite.concurrency
+        self.cache = CallCache(self.settings.db_path) if cache else None
+        self.dataset = suite.dataset.slice(limit)
+        self.limit = limit
+        self.store = RunStore(self.settings.db_path)
+        self.meter = Meter()  # the whole run's calls
+
+    def _config(self) -> dict[str, Any]:
+        toml = self.settings.home.parent / "tether.toml"
+        return {
+            "epochs": self.suite.epochs,
+            "limit": self.limit,
+            "scorers": [s.name for s in self.suite.scorers],
+            "timeout": self.suite.timeout,
+            "metadata": self.suite.metadata,
+            "tether_toml": toml.read_text("utf-8") if toml.is_file() else None,
+        }
+
+    def _start(self, resume: str | None) -> RunInfo:
+        if resume is None:
+            self.store.save_dataset(self.dataset)
+            info = RunInfo(
+                run_id=uuid.uuid4().hex[:12],
+                suite=self.suite.name,
+                dataset=self.dataset.name,
+                dataset_version=self.dataset.version,
+                config=self._config(),
+                started_ns=time.time_ns(),
+            )
+            self.store.create_run(info)
+            return info
+        info = self.store.run(resume)
+        if info.suite != self.suite.name:
+            raise ConfigError(
+                f"run {info.run_id} is of suite {info.suite!r}, not {self.suite.name!r}"
+            )
+        if info.dataset_version != self.dataset.version:
+            raise ConfigError(
+                f"run {info.run_id} ran on dataset {info.dataset!r} version "
+                f"{info.dataset_version}, and the dataset is now version "
+                f"{self.dataset.version}; start a new run instead of resuming this one"
+            )
+        info.status = "running"
+        self.store.update_run(info)
+        return info
+
+    async def _one(self, sample: Sample, epoch: int) -> Result:
+        suite = self.suite
+        with metering() as meter:
+            started = time.perf_counter()
+            output: Any = None
+            error: str | None = None
+            try:
+                if self.cache is not None:
+                    with caching(self.cache, salt=f"epoch:{epoch}"):
+                        output = await self._call(sample)
+                else:
+                    output = await self._call(sample)
+            except TimeoutError:
+                error = f"the task took longer than {suite.timeout} s"
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            latency = time.perf_counter() - started
+        for model in meter.models:
+            self.meter.models.add(model)
+        self.meter.prompts |= meter.prompts
+        outcome = Outcome(
+            output=output,
+            error=error,
+            latency_s=latency,
+            cost_usd=meter.cost,
+            input_tokens=meter.input_tokens,
+            output_tokens=meter.output_tokens,
+        )
+        scores = await score_all(suite.scorers, sample, outcome)
+        stored = outcome.model_copy(update={"output": jsonable(output)})
+        return Result(sample_id=sample.id, epoch=epoch, outcome=stored, scores=scores)
+
+    async def _call(self, sample: Sample) -> Any:
+        task = self.suite.task
+        argument = self.suite.argument(sample)
+        if asyncio.iscoroutinefunction(task):
+            call: Awaitable[Any] = task(argument)
+        else:
+            call = asyncio.to_thread(task, argument)
+        if self.suite.timeout is None:
+            return await call
+        return await asyncio.wait_for(call, self.suite.timeout)
+
+    async def arun(self, *, resume: str | None = None, advance: Advance | None = None) -> Run:
+        info = self._start(resume)
+        done = {(r.sample_id, r.epoch) for r in self.store.results(info.run_id)}
+        todo = [
+            (sample, epoch)
+            for epoch in range(self.suite.epochs)
+            for sample in self.dataset.samples
+            if (sample.id, epoch) not in done
+        ]
+        gate = asyncio.Semaphore(self.concurrency)
+        stopping = False
+
+        async def bounded(sample: Sample, epoch: int) -> None:
+            nonlocal stopping
+            async with gate:
+                if stopping:  # an interrupt came while this one waited its turn
+                    return
+                try:
+                    result = await self._one(sample, epoch)
+                except BaseException:
+                    stopping = True
+                    raise
+                # Stored at once, with no await in between: a sample that finished is never
+                # lost to an interrupt, so a resumed run never does it again.
+                self.store.add_result(info.run_id, result)
+            if advance is not None:
+                advance(result)
+
+        tasks = [asyncio.ensure_future(bounded(s, e)) for s, e in todo]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:  # an interrupt: stop every sample still going, keep the rest
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            info.status = "interrupted"
+            self.store.update_run(info)
+            raise
+        info.status = "finished"
+        info.finished_ns = time.time_ns()
+        info.config["models"] = sorted(set(info.config.get("models", [])) | self.meter.models)
+        info.config["prompts"] = sorted(set(info.config.get("prompts", [])) | self.meter.prompts)
+        self.store.update_run(info)
+        return Run(info=info, results=self.store.results(info.run_id))
+
+    def close(self) -> None:
+        self.store.close()
+        if self.cache is not None:
+            self.cache.close()
+
+
+async def arun(
+    suite: Suite,
+    *,
+    resume: str | None = None,
+    limit: int | None = None,
+    concurrency: int | None = None,
+    cache: bool = True,
+    settings: Settings | None = None,
+    advance: Advance | None = None,
+) -> Run:
+    """Run ``suite`` (or finish the run ``resume``) and return it as stored."""
+    runner = Runner(suite, settings=settings, concurrency=concurrency, cache=cache, limit=limit)
+    try:
+        return await runner.arun(resume=resume, advance=advance)
+    finally:
+        runner.close()
+
+
+def run(suite: Suite, **options: Any) -> Run:
+    """Sync twin of arun; works inside a running event loop."""
+    return _sync.run(arun(suite, **options))
