@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from tether.cli import chat, demo, index, init, logs, models, prompt, run
+from tether.cli import chat, demo, evals, index, init, logs, models, prompt, run
 from tether.cli.common import PairOptions, err
 from tether.errors import TetherError
 
@@ -46,6 +46,7 @@ app.command("init")(init.init)
 app.command("demo")(demo.demo)
 app.add_typer(prompt.app, name="prompt")
 app.add_typer(index.app, name="index")
+app.add_typer(evals.app, name="eval")
 
 
 def main() -> None:

@@ -218,6 +218,9 @@ class Runner:
         self.store.update_run(info)
         return Run(info=info, results=self.store.results(info.run_id))
 
+    def run_sync(self, *, resume: str | None = None, advance: Advance | None = None) -> Run:
+        return _sync.run(self.arun(resume=resume, advance=advance))
+
     def close(self) -> None:
         self.store.close()
         if self.cache is not None:
