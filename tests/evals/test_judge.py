@@ -112,7 +112,8 @@ def test_length_bias_and_calibration_against_human_labels() -> None:
     outputs = ["no", "a longer answer", "a much, much longer answer here", "x" * 60]
     labels = ["pass", "fail", "fail", "fail"]  # the humans disagree with the judge
     samples = [Sample(id=str(i), input="q", label=label) for i, label in enumerate(labels)]
-    scores = [asyncio.run(judge.ascore(s, Outcome(output=o))) for s, o in zip(samples, outputs)]
+    pairs = zip(samples, outputs, strict=True)
+    scores = [asyncio.run(judge.ascore(s, Outcome(output=o))) for s, o in pairs]
     report = judge.aggregate(samples, scores)
     assert report["length_bias"] > 0.9
     assert report["kappa"] < 0.6 and "kappa" in report["warning"]
