@@ -250,3 +250,26 @@ def test_the_ask_span_reports_its_thresholds_and_counts(project: Path) -> None:
     assert data["tether.answer.min_relevance"] == 0.35
     assert (data["tether.answer.supported"], data["tether.answer.unsupported"]) == (1, 1)
     assert data["tether.answer.abstained"] is False
+
+
+def test_the_rendered_mark_names_the_chunk_cited_when_a_document_has_several(
+    project: Path,
+) -> None:
+    index = tether.index("birds", chunking={"size": 24, "overlap": 0, "strategy": "sentence"})
+    index.add(
+        [
+            tether.Document(
+                source="birds.txt",
+                text="Penguins live in Antarctica and eat krill every single day of the year. "
+                "Penguins cannot fly but they swim very fast through the cold water.",
+            )
+        ]
+    )
+    question = "Where do penguins live and what do they eat?"
+    hits = index.search(question, k=5)
+    assert [h.source for h in hits] == ["birds.txt", "birds.txt"]
+    assert hits[0].start < hits[1].start  # the earlier chunk first, the one a mark once named
+    second = next(n for n, h in enumerate(hits, start=1) if "swim" in h.text)
+    model = ScriptedModel(f"Penguins swim very fast through the cold water [{second}].")
+    answer = tether.ask(question, index=index, model=model)
+    assert answer.text == f"Penguins swim very fast through the cold water. [{second}]"

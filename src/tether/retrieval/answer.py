@@ -165,22 +165,22 @@ def _split(answer: str, question: str, hits: list[Hit]) -> list[tuple[str, list[
 
 
 def _render(kept: list[Sentence], hits: list[Hit], flag: bool) -> str:
-    numbers = {h.chunk_id: n for n, h in enumerate(hits, start=1)}
-    by_source = {(h.source, h.start): h.chunk_id for h in hits}
     out = []
     for sentence in kept:
         marks = []
         for citation in sentence.citations:
-            chunk_id = next(
+            # The source's chunk that holds the quote: a document cut into several chunks
+            # has one number per chunk, and an earlier chunk is not the one cited.
+            number = next(
                 (
-                    cid
-                    for (src, st), cid in by_source.items()
-                    if src == citation.source and st <= citation.start
+                    n
+                    for n, h in enumerate(hits, start=1)
+                    if h.source == citation.source and h.start <= citation.start < h.end
                 ),
                 None,
             )
-            if chunk_id is not None:
-                marks.append(f"[{numbers[chunk_id]}]")
+            if number is not None:
+                marks.append(f"[{number}]")
         suffix = "".join(dict.fromkeys(marks))
         if not sentence.supported and flag:
             suffix += " [unsupported]"
