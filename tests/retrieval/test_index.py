@@ -94,6 +94,21 @@ def test_weighted_fusion_and_its_weights(index: tether.Index) -> None:
     assert lexical_only[0].score == pytest.approx(1.0)
 
 
+def test_the_rrf_constant_reaches_fusion(index: tether.Index) -> None:
+    query = "purring cats and their bread"
+    lexical = [h.chunk_id for h in index.search(query, mode="lexical", k=10)]
+    dense = [h.chunk_id for h in index.search(query, mode="dense", k=10)]
+    for constant in (0, 1, 60):
+        expected: dict[int, float] = {}
+        for ranked in (lexical, dense):
+            for rank, chunk_id in enumerate(ranked, start=1):
+                expected[chunk_id] = expected.get(chunk_id, 0.0) + 1 / (constant + rank)
+        hits = index.search(query, k=10, rrf_k=constant)
+        assert {h.chunk_id: h.score for h in hits} == pytest.approx(expected)
+    with pytest.raises(ConfigError, match="rrf_k must be 0 or more"):
+        index.search(query, rrf_k=-1)
+
+
 def test_filters_on_metadata_and_source(index: tether.Index) -> None:
     found = index.search("the", mode="dense", k=5, filters={"topic": "cooking"})
     assert [h.source for h in found] == ["bread.txt"]
@@ -192,3 +207,16 @@ def test_postgres_unreachable_is_a_clear_error(project: object) -> None:
     with pytest.raises(StoreUnavailable, match="cannot reach PostgreSQL") as caught:
         tether.index("notes", settings=settings)
     assert "secret" not in str(caught.value)
+
+
+def test_a_given_query_vector_is_used_instead_of_embedding_the_query(
+    index: tether.Index,
+) -> None:
+    vector = index.embedder.embed("sourdough yeast")
+    for mode in ("dense", "hybrid"):
+        given = index.search("sourdough yeast", k=3, mode=mode, vector=vector)  # type: ignore[arg-type]
+        plain = index.search("sourdough yeast", k=3, mode=mode)  # type: ignore[arg-type]
+        assert [(h.chunk_id, h.score) for h in given] == [(h.chunk_id, h.score) for h in plain]
+    # The vector decides the dense list: one for "cats" finds the cat document whatever the words.
+    cats = index.embedder.embed("cats purr")
+    assert index.search("sourdough yeast", k=1, mode="dense", vector=cats)[0].source == "cats.txt"

@@ -123,24 +123,32 @@ class Index:
         filters: Filters | None = None,
         fusion: Fusion = "rrf",
         weights: Mapping[str, float] | None = None,
+        rrf_k: int = 60,
         candidates: int = CANDIDATES,
         mmr_diversity: float | None = None,
         rerank: Reranker | None = None,
         rewrite: Rewriter | None = None,
+        vector: Vector | None = None,
     ) -> list[Hit]:
         """The ``k`` best chunks for ``query``.
 
         ``mode``: lexical (BM25), dense (embeddings) or hybrid (both, fused by ``fusion``:
         reciprocal rank fusion or weighted scores, ``weights`` per list, e.g.
-        ``{"lexical": 0.4, "dense": 0.6}``). ``filters`` match document metadata (and
-        ``source``/``title`` as globs). ``mmr_diversity`` spreads the hits over different
-        content; ``rerank`` re-scores the candidates (tether.retrieval.rerank: a
-        cross-encoder, an LLM); ``rewrite`` adds searches for other phrasings of the query
-        (tether.retrieval.rewrite), fused with the query's own. The search is one span with
-        its hits and scores.
+        ``{"lexical": 0.4, "dense": 0.6}``; ``rrf_k`` is reciprocal rank fusion's constant:
+        each list adds ``weight / (rrf_k + rank)``, so a smaller one favours the top of each
+        list). ``candidates``: chunks each list brings to fusion (at least ``k``). ``filters``
+        match document metadata (and ``source``/``title`` as globs). ``mmr_diversity`` spreads
+        the hits over different content; ``rerank`` re-scores the candidates
+        (tether.retrieval.rerank: a cross-encoder, an LLM); ``rewrite`` adds searches for
+        other phrasings of the query (tether.retrieval.rewrite), fused with the query's own.
+        ``vector`` is the query's embedding by this index's embedder, when the caller has it
+        already (the query is then not embedded again; its rewrites still are). The search is
+        one span with its hits and scores.
         """
         if mode not in MODES:
             raise ConfigError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if rrf_k < 0:
+            raise ConfigError(f"rrf_k must be 0 or more (60 is the usual constant), not {rrf_k}")
         if k <= 0:
             return []
         weights = dict(weights or {})
@@ -152,6 +160,8 @@ class Index:
         }
         if mode == "hybrid":
             attributes["tether.search.fusion"] = fusion
+            if fusion == "rrf":
+                attributes["tether.search.rrf_k"] = rrf_k
         if (query_text := trace.text(self.settings, query)) is not None:
             attributes["tether.search.query"] = query_text
         with trace.span(self.settings, f"search {self.name}", attributes) as span:
@@ -165,7 +175,17 @@ class Index:
             if rerank is not None:
                 span.set_attribute("tether.search.reranker", repr(rerank))
             hits = self._search(
-                queries, k, mode, filters, fusion, weights, candidates, mmr_diversity, rerank
+                queries,
+                k,
+                mode,
+                filters,
+                fusion,
+                weights,
+                rrf_k,
+                candidates,
+                mmr_diversity,
+                rerank,
+                vector,
             )
             span.set_attribute("tether.latency_s", time.perf_counter() - started)
             span.set_attribute("tether.search.count", len(hits))
@@ -175,17 +195,17 @@ class Index:
         return hits
 
     def _lists(
-        self, query: str, mode: Mode, pool: int, filters: Filters | None
+        self, query: str, mode: Mode, pool: int, filters: Filters | None, vector: Vector | None
     ) -> tuple[dict[str, list[tuple[int, float]]], Vector | None]:
         """The ranked (chunk id, score) lists of one query (lexical, dense or both), and
-        its vector when it was embedded."""
+        its vector when it was given or embedded."""
         lists: dict[str, list[tuple[int, float]]] = {}
-        vector = None
         if mode in ("lexical", "hybrid"):
             words = " ".join(query.split()[:MAX_QUERY_TERMS])
             lists["lexical"] = self.store.lexical(self.info, words, pool, filters)
         if mode in ("dense", "hybrid"):
-            vector = self.embedder.embed(query)
+            if vector is None:
+                vector = self.embedder.embed(query)
             lists["dense"] = self.store.dense(self.info, vector, pool, filters)
         return lists, vector
 
@@ -197,17 +217,20 @@ class Index:
         filters: Filters | None,
         fusion: Fusion,
         weights: dict[str, float],
+        rrf_k: int,
         candidates: int,
         diversity: float | None,
         rerank: Reranker | None,
+        given: Vector | None = None,
     ) -> list[Hit]:
         wide = mode == "hybrid" or diversity or rerank or len(queries) > 1
         pool = max(k, candidates) if wide else k
         query = queries[0]
         per_query = []
         for i, q in enumerate(queries):
-            lists, embedded = self._lists(q, mode, pool, filters)
-            per_query.append(fuse(lists, fusion, weights) if mode == "hybrid" else lists[mode])
+            lists, embedded = self._lists(q, mode, pool, filters, given if i == 0 else None)
+            fused = fuse(lists, fusion, weights, rrf_k) if mode == "hybrid" else lists[mode]
+            per_query.append(fused)
             if i == 0:
                 scores = {name: dict(entries) for name, entries in lists.items()}
                 vector = embedded
@@ -215,6 +238,8 @@ class Index:
         if len(queries) > 1:  # the query's own list weighs as much as all the rewrites
             named = {str(i): r for i, r in enumerate(per_query)}
             ranked = rrf(named, {"0": len(queries) - 1})
+        if rerank is None and diversity is None:
+            ranked = ranked[:k]  # only what is returned is read back
         ids = [chunk_id for chunk_id, _ in ranked]
         found = self.store.hits(self.info, ids)
         hits = []

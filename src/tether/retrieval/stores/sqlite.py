@@ -7,7 +7,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 # Porter stemming over Unicode words, accents folded: what BM25 on English prose wants.
 TOKENIZE = "porter unicode61 remove_diacritics 2"
+# Vectors read at a time when the vector file is rebuilt (16k x 384 float32: 24 MiB).
+VECTOR_BATCH = 16_384
 
 
 def _fts(index: IndexInfo) -> str:
@@ -292,17 +294,19 @@ class SQLiteStore:
             )
         return self._vectors[index.index_id]
 
-    def _all_vectors(self, index: IndexInfo) -> tuple[Any, Any]:
+    def _all_vectors(self, index: IndexInfo) -> Iterator[tuple[Any, Any]]:
+        """Every chunk's vector in batches, read by one statement (one snapshot)."""
         import numpy as np
 
         with self._lock:
-            rows = self.db.execute(
+            cursor = self.db.execute(
                 "SELECT chunk_id, vector FROM rag_chunks WHERE index_id = ? ORDER BY chunk_id",
                 (index.index_id,),
-            ).fetchall()
-        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
-        return ids, matrix.reshape(len(rows), index.dimensions).copy()
+            )
+            while rows := cursor.fetchmany(VECTOR_BATCH):
+                ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+                matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+                yield ids, matrix.reshape(len(rows), index.dimensions)
 
     def dense(
         self,
