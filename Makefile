@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/local_generation.py
 	$(BIN)/python bench/structured_extraction.py --limit 20
 	$(BIN)/python bench/retrieval_quality.py --limit 30
+	$(BIN)/python bench/retrieval_speed.py --quick
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache
