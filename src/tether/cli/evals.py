@@ -85,8 +85,9 @@ def run_suite(
     from tether.evals.store import RunStore
     from tether.evals.summary import compare_runs, summarize
 
-    gates = [Gate.parse(g) for g in gate or []]  # a bad gate fails before any sample runs
     suite = find(name, folder)
+    # The suite's own gates and the command's; a bad one fails before any sample runs.
+    gates = [Gate.parse(g) for g in [*suite.gates, *(gate or [])]]
     settings = load_settings()
     runner = Runner(suite, settings=settings, concurrency=concurrency, cache=not no_cache,
                     limit=limit)  # fmt: skip

@@ -29,6 +29,7 @@ class Suite:
         epochs: int = 1,
         timeout: float | None = None,
         concurrency: int = 8,
+        gates: Sequence[str] = (),
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if epochs < 1:
@@ -46,6 +47,7 @@ class Suite:
         self.timeout = timeout
         self.concurrency = concurrency
         self.metadata = metadata or {}
+        self.gates = list(gates)  # "exact>=0.8": checked by `tether eval run` and by pytest
         self._wants_sample = _first_parameter(task) == "sample"
 
     def argument(self, sample: Sample) -> Any:
