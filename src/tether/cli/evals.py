@@ -229,3 +229,40 @@ def print_verdicts(verdicts: list[Verdict]) -> None:
         mark = "[green]PASS[/]" if v.passed else "[red]FAIL[/]"
         value = f" = {v.value:.3f}" if v.value is not None else ""
         out.print(f"{mark} {v.what}{value} [dim]{v.detail}[/]")
+
+
+@app.command("report")
+def report(
+    run_id: Annotated[str, typer.Argument(help="A run id (a unique prefix will do).")],
+    html: Annotated[str | None, typer.Option("--html", help="Write an HTML report here.")] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="A run to diff with, sample by sample.")
+    ] = None,
+    folder: FolderOption = "evals",
+    as_json: JsonFlag = False,
+) -> None:
+    """A run's report: JSON on stdout (--json), or one self-contained HTML file (--html)."""
+    from pathlib import Path
+
+    from tether.config import load_settings
+    from tether.evals.report import html_report, to_json
+    from tether.evals.store import RunStore
+
+    run = _load(run_id)
+    summary = _summary(run.id, folder)
+    if as_json or html is None:
+        write(to_json(summary, run) + "\n")
+    if html is not None:
+        store = RunStore(load_settings().db_path)
+        try:
+            earlier = [
+                r for r in reversed(store.runs(run.info.suite, limit=20))
+                if r.started_ns < run.info.started_ns
+            ]  # fmt: skip
+        finally:
+            store.close()
+        history = [_load(r.run_id) for r in earlier]
+        base = _load(baseline) if baseline is not None else None
+        Path(html).write_text(html_report(summary, run, history=history, baseline=base), "utf-8")
+        if not as_json:
+            out.print(f"wrote {html}")
