@@ -160,3 +160,26 @@ def test_embedding_similarity_on_the_embedded_model(project: object) -> None:
     close = run(s, "The cat sat on the mat.", ["A cat was sitting on a mat.", "Stocks fell."])
     far = run(s, "Quarterly revenue fell sharply.", ["A cat was sitting on a mat."])
     assert close.value > 0.7 > far.value
+
+
+def test_rouge_l_by_google_rouge_score() -> None:
+    from tether.evals import RougeL
+
+    same = run(RougeL(), "The cat sat on the mat.", "the cat sat on the mat")
+    assert same.value == pytest.approx(1.0)
+    # The best reference: LCS "cat on mat", all 3 of its words (P 1) and 3 of 6 (R 0.5).
+    part = run(RougeL(), "cat on mat", ["the dog sat on a rug", "the cat sat on the mat"])
+    assert part.value == pytest.approx(2 * (1.0 * 0.5) / 1.5, abs=1e-6)
+
+
+def test_json_schema_validity_with_jsonschema() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"total": {"type": "number"}, "items": {"type": "array"}},
+        "required": ["total"],
+    }
+    assert run(JsonValid(schema), '{"total": 3.5, "items": []}').value == 1.0
+    missing = run(JsonValid(schema), {"items": []})
+    assert missing.value == 0.0 and "'total' is a required property" in missing.explanation
+    wrong = run(JsonValid(schema), {"total": "lots"})
+    assert wrong.explanation.startswith("total:")

@@ -46,7 +46,7 @@ class JsonValid(Scorer):
                 return Score(value=0.0, explanation=f"{where}: {first['msg']}")
             return Score(value=1.0, explanation="valid")
         try:
-            import jsonschema  # type: ignore[import-untyped]
+            import jsonschema
         except ImportError as exc:  # pragma: no cover - the evals extra installs it
             raise ImportError(
                 "JSON-schema validation needs jsonschema: pip install 'tether[evals]'"
