@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/structured_extraction.py --limit 20
 	$(BIN)/python bench/retrieval_quality.py --limit 30
 	$(BIN)/python bench/retrieval_speed.py --quick
+	$(BIN)/python bench/retrieval_abstention.py --limit 10
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache
