@@ -46,3 +46,21 @@ def test_a_new_cache_object_on_the_same_database_finds_earlier_calls(project: Pa
     with caching(reopened):
         again = model.generate("Count to three.", **PARAMS)
     assert reopened.hits == 1 and again.text == fresh.text
+
+
+def test_a_cached_stream_replays_tool_calls_part_by_part(project: Path) -> None:
+    from tether.models.middleware.cache import CachedModel
+    from tether.testing import ScriptedModel
+    from tether.types import ToolCallDelta, ToolCallPart
+
+    call = ToolCallPart(id="c1", name="lookup", arguments='{"city": "Oslo"}')
+    model = CachedModel(ScriptedModel([call]))  # one answer: a second call must hit
+    cache = CallCache(project / ".tether" / "tether.db")
+    with caching(cache):
+        first = list(model.stream("Weather in Oslo?"))
+        again = list(model.stream("Weather in Oslo?"))
+    assert cache.hits == 1
+    deltas = [e for e in again if isinstance(e, ToolCallDelta)]
+    assert "".join(d.arguments or "" for d in deltas) == call.arguments
+    assert isinstance(again[-1], ResponseEvent) and again[-1].response.tool_calls == [call]
+    assert isinstance(first[-1], ResponseEvent)

@@ -6,7 +6,7 @@ It is off unless a block turns it on (``with caching(CallCache(path)):``); the e
 does for every run. Calls are found by the same key a cassette uses (the model and the
 whole request, redacted), plus a ``salt``: the runner salts each epoch, so five epochs of a
 sampled call are five calls, and a re-run of the same five finds all of them. Streams are
-cached as their final response and replayed as one text event, then that response.
+cached as their final response and replayed as the events a provider would send for it.
 """
 
 from __future__ import annotations
@@ -23,15 +23,7 @@ from pathlib import Path
 from tether.models.base import Wrapper, closing
 from tether.models.middleware.cassette import call_key
 from tether.store.db import connect, transaction
-from tether.types import (
-    FinishEvent,
-    Request,
-    Response,
-    ResponseEvent,
-    StreamEvent,
-    TextDelta,
-    UsageEvent,
-)
+from tether.types import Request, Response, ResponseEvent, StreamEvent
 
 
 class CallCache:
@@ -123,11 +115,11 @@ class CachedModel(Wrapper):
         cache, salt = active
         key = _key(self.id, request, salt)
         if (found := cache.get(key)) is not None:
+            from tether.testing import to_events
+
             response = _hit(found)
-            if response.text:
-                yield TextDelta(text=response.text)
-            yield UsageEvent(usage=response.usage)
-            yield FinishEvent(finish_reason=response.finish_reason)
+            for event in to_events(response):  # text, reasoning and tool calls, part by part
+                yield event
             yield ResponseEvent(response=response)
             return
         async with closing(self.inner.request_stream(request)) as stream:
