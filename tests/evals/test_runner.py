@@ -174,3 +174,10 @@ def test_an_unchanged_rerun_on_the_local_model_is_answered_from_the_cache(projec
     db = sqlite3.connect(project / ".tether" / "tether.db")
     (cached,) = db.execute("SELECT count(*) FROM call_cache").fetchone()
     assert cached == 3 and took < 5
+
+
+def test_the_run_records_the_tether_toml_it_ran_with(project: Path) -> None:
+    (project / "tether.toml").write_text('default_model = "local:smollm2"\n')
+    result = run(Suite("letters", data(ROWS[:2]), str.upper, [ExactMatch()]))
+    assert result.info.config["tether_toml"] == 'default_model = "local:smollm2"\n'
+    assert result.info.config["epochs"] == 1 and result.info.config["limit"] is None

@@ -92,14 +92,16 @@ class Runner:
         self.meter = Meter()  # the whole run's calls
 
     def _config(self) -> dict[str, Any]:
-        toml = self.settings.home.parent / "tether.toml"
+        from tether.config import find_config
+
+        toml = find_config()
         return {
             "epochs": self.suite.epochs,
             "limit": self.limit,
             "scorers": [s.name for s in self.suite.scorers],
             "timeout": self.suite.timeout,
             "metadata": self.suite.metadata,
-            "tether_toml": toml.read_text("utf-8") if toml.is_file() else None,
+            "tether_toml": toml.read_text("utf-8") if toml is not None else None,
         }
 
     def _start(self, resume: str | None) -> RunInfo:
