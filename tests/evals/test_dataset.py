@@ -103,3 +103,26 @@ def test_files_that_cannot_be_datasets_say_why(tmp_path: Path) -> None:
         load_dataset(write(tmp_path / "junk.jsonl", "nope\n"))
     with pytest.raises(DatasetError, match="JSON dict, not a list"):
         load_dataset(write(tmp_path / "obj.json", json.dumps({"input": "x"})))
+
+
+def test_real_calls_from_the_trace_store_become_regression_cases(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tether
+    from tether.tracing.setup import flush
+
+    model = tether.model("local:smollm2")
+    model.generate("Say hi.", system="Be brief.", max_tokens=4, temperature=0.0)
+    answer = model.generate("Name a colour.", max_tokens=4, temperature=0.0)
+    assert flush()
+    data = Dataset.from_traces()
+    assert [s.input for s in data.samples] == ["Say hi.", "Name a colour."]  # oldest first
+    assert data.samples[1].expected == answer.text
+    assert data.samples[0].metadata["system"] == "Be brief."
+    assert data.samples[0].metadata["model"] == "local:smollm2"
+
+    monkeypatch.setenv("TETHER_TRACE_CONTENT", "off")
+    tether.model("local:smollm2").generate("Unrecorded.", max_tokens=2)
+    assert flush()
+    again = Dataset.from_traces()
+    assert len(again) == 2 and "tracing content is off" in again.problems[0]

@@ -95,6 +95,58 @@ class Dataset(BaseModel):
                 reader.add(dict(row), f"item {number}")
         return reader.dataset(source=None)
 
+    @classmethod
+    def from_traces(
+        cls,
+        db_path: Path | None = None,
+        *,
+        model: str | None = None,
+        limit: int = 100,
+        name: str = "traces",
+    ) -> Dataset:
+        """Regression cases from real calls in the trace store: each traced chat call's
+        last user message is the input and the answer it got is the expected output (its
+        system prompt and model go in the metadata). Calls whose text was not stored
+        (tracing content off, or cut short) are listed in ``problems``."""
+        from tether.config import load_settings
+        from tether.tracing.query import recent_calls
+
+        path = db_path or load_settings().db_path
+        reader = _Reader(name, Fields(), strict=False)
+        calls = [
+            c for c in recent_calls(path, limit=limit, model=model) if c["name"].startswith("chat ")
+        ]
+        for call in reversed(calls):  # oldest first, as they happened
+            where = f"span {call['span_id']}"
+            try:
+                messages = json.loads(call["prompt"]) if call["prompt"] else None
+                answer = json.loads(call["completion"]) if call["completion"] else None
+            except json.JSONDecodeError:
+                reader.fail(f"{where}: its text was cut short when traced (tracing max_chars)")
+                continue
+            if not messages or answer is None:
+                reader.fail(f"{where}: no text stored (tracing content is off)")
+                continue
+            user = [m for m in messages if m.get("role") == "user"]
+            system = [m for m in messages if m.get("role") == "system"]
+            row = {
+                "id": call["span_id"],
+                "input": _text(user[-1]) if user else "",
+                "expected": _text(answer),
+                "metadata": {
+                    "model": call["model"],
+                    "trace_id": call["trace_id"],
+                    **({"system": _text(system[0])} if system else {}),
+                },
+            }
+            reader.add(row, where)
+        return reader.dataset(source=str(path))
+
+
+def _text(message: dict[str, Any]) -> str:
+    """The text parts of a message as the trace store keeps it."""
+    return "".join(part.get("text", "") for part in message.get("content", []))
+
 
 class Fields(BaseModel):
     """Which columns of a file hold what; None means "look for the usual names"."""

@@ -24,7 +24,7 @@ class RougeL(Scorer):
     def score(self, sample: Sample, outcome: Outcome) -> Score:
         if self._scorer is None:
             try:
-                from rouge_score import rouge_scorer  # type: ignore[import-not-found]
+                from rouge_score import rouge_scorer  # type: ignore[import-untyped]
             except ImportError as exc:
                 raise ImportError("ROUGE-L needs rouge-score: pip install 'tether[evals]'") from exc
             self._scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
