@@ -21,6 +21,9 @@ def discover(folder: str | Path = FOLDER) -> dict[str, Suite]:
         )
     suites: dict[str, Suite] = {}
     where: dict[str, Path] = {}
+    folder_path = str(root.resolve())
+    if folder_path not in sys.path:  # suites may import their siblings (evals/_data.py)
+        sys.path.insert(0, folder_path)
     for path in sorted(root.glob("*.py")):
         if path.name.startswith("_"):
             continue

@@ -1,0 +1,38 @@
+"""The example suites in evals/ run from the CLI on real data with the embedded model (two
+samples each here; the data comes from the full data sets, see tests/fixtures/README.md)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tether.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITES = {
+    "banking77": ("banking77/test.csv", "accuracy"),
+    "sroie": ("sroie/sroie_kie.jsonl", "field_match"),
+    "dialogsum": ("dialogsum/dialogsum.dev.jsonl", "rouge_l"),
+    "squad": ("squad_v2_dev_half/dev-v2.0.json", "abstention"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SUITES))
+def test_an_example_suite_runs_on_its_data(
+    name: str, project: Path, data_sets: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relative, metric = SUITES[name]
+    found = data_sets.path(relative)  # type: ignore[attr-defined]
+    monkeypatch.setenv("TETHER_DATA", str(found.parents[len(Path(relative).parts) - 1]))
+    monkeypatch.setenv("TETHER_EVAL_SLICE", "2")
+    shutil.copytree(ROOT / "evals", project / "evals")
+    result = CliRunner().invoke(app, ["eval", "run", name, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["samples"] == 2 and summary["task_errors"] == 0
+    assert 0.0 <= summary["metrics"][metric]["estimate"]["mean"] <= 1.0
