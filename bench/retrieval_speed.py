@@ -19,13 +19,15 @@ on BEIR SciFact and on a synthetic index of a million vectors, on SQLite and Pos
    lexical and dense lists, fusion, the hits' rows, the span), on the SQLite store (exact
    vectors below 50k) and on PostgreSQL (pgvector HNSW; pgserver starts a real one). Anchor:
    the same answer by hand on the same data, alternated query by query: the FTS5 (or
-   tsquery) SQL and the vector search (numpy, usearch on the same graph file, or the
+   tsquery) SQL (where tether's own lexical search is FTS5 too below 50k chunks, and its
+   postings from there on) and the vector search (numpy, usearch on the same graph file, or the
    pgvector SQL), reciprocal rank fusion in a dict, one SELECT of the top rows' text.
 4. A synthetic index of ``--vectors`` chunks (default 1,000,000; 384 dimensions as MiniLM).
    Embedding a million texts is out of the question here, so precomputed vectors go straight
    into tether's store layer: ``SQLiteStore.write_document`` (documents of 100 chunks: the
    rows, their vectors and the FTS5 table), then the first search builds the vector file
-   (stores/vectors.py: usearch HNSW over f16 from 50k vectors on). The build runs in a child
+   (stores/vectors.py: usearch HNSW over f16 from 50k vectors on) and the first lexical one
+   the BM25 postings (stores/lexical.py, from 50k chunks on). The build runs in a child
    process that reports its own peak memory (VmHWM: ru_maxrss would carry this process's size
    across the child's fork and exec). Vectors: real SciFact chunk embeddings mixed in pairs
    with random weights, plus noise, normalised (clustered as text is, no duplicates); texts:
@@ -519,8 +521,17 @@ def build_with_tether(spec: dict[str, Any]) -> dict[str, Any]:
     store.dense(info, np.load(spec["base"])[0], K)  # the first search builds the vector file
     index_s = time.perf_counter() - started
     kind = json.loads((store.folder / "synthetic.json").read_text())["kind"]
+    started = time.perf_counter()
+    store.lexical(info, "the", K)  # and the first lexical one, from 50k chunks, the postings
+    postings_s = time.perf_counter() - started
+    postings = (store.terms_folder / "synthetic.json").is_file()
     store.close()
-    return {"rows_s": rows_s, "index_s": index_s, "vector_kind": kind}
+    return {
+        "rows_s": rows_s,
+        "index_s": index_s,
+        "vector_kind": kind,
+        "postings_s": postings_s if postings else None,
+    }
 
 
 def build_by_hand(spec: dict[str, Any]) -> dict[str, Any]:
@@ -966,6 +977,11 @@ def synthetic_notes(syn: dict[str, Any], n: int) -> list[str]:
         ),
         f"synthetic {n:,}: the vector file opened by the first search in "
         f"{syn['open_s'] * 1e3:.0f} ms",
+        *(
+            [f"synthetic {n:,}: BM25 postings read from the FTS5 table in {postings:.1f} s"]
+            if (postings := syn["built"].get("postings_s")) is not None
+            else []
+        ),
     ]
 
 

@@ -71,8 +71,9 @@ def check_name(name: str) -> str:
 
 def query_terms(query: str) -> list[str]:
     """The words of a query, for full-text search: its operators and punctuation are the
-    user's text, never syntax."""
-    return re.findall(r"\w+", query.lower())
+    user's text, never syntax. Underscores part words, as FTS5's and PostgreSQL's parsers
+    part them, so each word is one token to both."""
+    return re.findall(r"[^\W_]+", query.lower())
 
 
 class Store(Protocol):

@@ -1,5 +1,6 @@
 """The embedded store: the project's SQLite database, an FTS5 table per index for BM25 and a
-vector file per index (stores/vectors.py), rebuildable from the database."""
+vector file per index (stores/vectors.py), rebuildable from the database. A large index
+answers BM25 from postings files read from its FTS5 table (stores/lexical.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tether.retrieval.stores.base import (
     check_name,
     query_terms,
 )
+from tether.retrieval.stores.lexical import LexicalIndex, Postings
 from tether.retrieval.stores.vectors import VectorIndex
 from tether.retrieval.types import Chunk, Document, Hit, content_hash
 from tether.store.db import connect, transaction
@@ -45,10 +47,12 @@ class SQLiteStore:
     def __init__(self, db_path: Path, *, approximate_from: int = 50_000) -> None:
         self.db_path = db_path
         self.folder = db_path.parent / "vectors"
+        self.terms_folder = db_path.parent / "terms"
         self.approximate_from = approximate_from
         self.db: sqlite3.Connection = connect(db_path, timeout=30.0)
         self._lock = threading.RLock()
         self._vectors: dict[int, VectorIndex] = {}
+        self._lexicals: dict[int, LexicalIndex] = {}
 
     # -- indexes ---------------------------------------------------------------------------
 
@@ -91,6 +95,8 @@ class SQLiteStore:
             db.execute(f"DROP TABLE IF EXISTS {_fts(info)}")
         self._vector_index(info).drop()
         self._vectors.pop(info.index_id, None)
+        self._lexical_index(info).drop()
+        self._lexicals.pop(info.index_id, None)
         return True
 
     def _generation(self, index: IndexInfo) -> int:
@@ -269,10 +275,15 @@ class SQLiteStore:
     def lexical(
         self, index: IndexInfo, query: str, k: int, filters: Filters | None = None
     ) -> list[tuple[int, float]]:
-        terms = query_terms(query)
+        terms = list(dict.fromkeys(query_terms(query)))
         if not terms or k <= 0:
             return []
-        match = " OR ".join(f'"{term}"' for term in dict.fromkeys(terms))
+        postings = self._postings(index)
+        if postings is not None:
+            allowed = postings.positions(self._allowed(index, filters)) if filters else None
+            tokens = self._lexical_index(index).tokens(terms, TOKENIZE)
+            return postings.search(tokens, k, allowed)
+        match = " OR ".join(f'"{term}"' for term in terms)
         where, args = self._where(filters)
         join = (
             " JOIN rag_chunks c ON c.chunk_id = f.rowid JOIN rag_documents d ON d.doc_id = c.doc_id"
@@ -286,6 +297,42 @@ class SQLiteStore:
         with self._lock:
             rows = self.db.execute(sql, [match, *args, k]).fetchall()
         return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+
+    def _lexical_index(self, index: IndexInfo) -> LexicalIndex:
+        if index.index_id not in self._lexicals:
+            self._lexicals[index.index_id] = LexicalIndex(self.terms_folder, index.name)
+        return self._lexicals[index.index_id]
+
+    def _postings(self, index: IndexInfo) -> Postings | None:
+        """The index's postings from ``approximate_from`` chunks on, else None."""
+
+        def large() -> bool:
+            with self._lock:
+                (chunks,) = self.db.execute(
+                    "SELECT count(*) FROM rag_chunks WHERE index_id = ?", (index.index_id,)
+                ).fetchone()
+            return bool(chunks >= self.approximate_from)
+
+        def read() -> Postings:
+            with self._lock:
+                return Postings.read(self.db, _fts(index))
+
+        with self._lock:
+            generation = self._generation(index)
+        return self._lexical_index(index).ensure(generation, large, read)
+
+    def _allowed(self, index: IndexInfo, filters: Filters) -> npt.NDArray[np.int64]:
+        """The chunk ids of the documents ``filters`` keeps."""
+        import numpy as np
+
+        where, args = self._where(filters)
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT c.chunk_id FROM rag_chunks c JOIN rag_documents d "
+                f"ON d.doc_id = c.doc_id WHERE c.index_id = ?{where}",
+                [index.index_id, *args],
+            ).fetchall()
+        return np.array([row[0] for row in rows], dtype=np.int64)
 
     def _vector_index(self, index: IndexInfo) -> VectorIndex:
         if index.index_id not in self._vectors:
@@ -321,16 +368,7 @@ class SQLiteStore:
         with self._lock:
             generation = self._generation(index)
         vectors.ensure(generation, lambda: self._all_vectors(index))
-        allowed = None
-        if filters:
-            where, args = self._where(filters)
-            with self._lock:
-                rows = self.db.execute(
-                    "SELECT c.chunk_id FROM rag_chunks c JOIN rag_documents d "
-                    f"ON d.doc_id = c.doc_id WHERE c.index_id = ?{where}",
-                    [index.index_id, *args],
-                ).fetchall()
-            allowed = np.array([row[0] for row in rows], dtype=np.int64)
+        allowed = self._allowed(index, filters) if filters else None
         return vectors.search(np.asarray(vector, dtype=np.float32), k, allowed)
 
     def hits(self, index: IndexInfo, chunk_ids: Sequence[int]) -> dict[int, Hit]:

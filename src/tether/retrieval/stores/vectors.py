@@ -130,19 +130,19 @@ class VectorIndex:
         self.folder.mkdir(parents=True, exist_ok=True)
         ids, matrix = self.ids, self.matrix
         assert ids is not None
-        _atomic(self._path(".ids.npy"), lambda p: np.save(p, ids))
+        atomic(self._path(".ids.npy"), lambda p: np.save(p, ids))
         if self.graph is None:
             assert matrix is not None
-            _atomic(self._path(".npy"), lambda p: np.save(p, matrix))
+            atomic(self._path(".npy"), lambda p: np.save(p, matrix))
         else:
-            _atomic(self._path(".usearch"), lambda p: self.graph.save(str(p)))
+            atomic(self._path(".usearch"), lambda p: self.graph.save(str(p)))
         meta = {
             "generation": generation,
             "dimensions": self.dimensions,
             "kind": "exact" if self.graph is None else KIND,
             "count": len(ids),
         }
-        _atomic(self._path(".json"), lambda p: p.write_text(json.dumps(meta)))
+        atomic(self._path(".json"), lambda p: p.write_text(json.dumps(meta)))
 
     def search(
         self, vector: npt.NDArray[np.float32], k: int, allowed: Ids | None = None
@@ -195,7 +195,7 @@ def _top(ids: Any, scores: Any, k: int) -> list[tuple[int, float]]:
     return [(int(ids[i]), float(scores[i])) for i in best]
 
 
-def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+def atomic(path: Path, write: Callable[[Path], Any]) -> None:
     # np.save appends .npy to a name without it, so the temporary name keeps the suffix.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
     write(temporary)
