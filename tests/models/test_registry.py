@@ -98,3 +98,23 @@ def test_an_anthropic_endpoint_keeps_its_name_and_declared_capabilities(project:
     assert model.id == "corp:claude-haiku-4-5"
     with pytest.raises(UnsupportedParameter):
         model.generate("hi", tools=[{"name": "f"}], tool_choice="f")
+
+
+def test_a_built_model_pickles_as_its_recipe_and_is_built_anew(project: Path) -> None:
+    import pickle
+
+    from tether.config import Settings
+    from tether.testing import ScriptedModel
+
+    settings = Settings(home=project / "elsewhere", default_model="openai:gpt-4.1-mini")
+    model = tether.model("openai:gpt-4.1-mini", settings=settings, retries=0, api_key="sk-x")
+    again = pickle.loads(pickle.dumps(model))
+    assert again is not model and type(again) is type(model) and again.id == model.id
+    assert again.__dict__["_recipe"] == (
+        "openai:gpt-4.1-mini",
+        settings,
+        {"retries": 0, "api_key": "sk-x"},
+    )
+    # a Model not built by tether.model pickles as its fields, as before
+    scripted = pickle.loads(pickle.dumps(ScriptedModel("hi")))
+    assert isinstance(scripted, ScriptedModel) and scripted.generate("x").text == "hi"

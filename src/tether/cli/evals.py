@@ -72,6 +72,13 @@ def run_suite(
         str | None, typer.Option(help="A run to compare with; a significant drop fails.")
     ] = None,
     max_drop: Annotated[float, typer.Option(help="The drop a baseline allows.")] = 0.0,
+    backend: Annotated[
+        str, typer.Option(help="Where samples run: local, or ray (a Ray cluster).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="The Ray cluster (auto, ray://head:10001); none starts a local one."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite and print its figures; exit 1 when a gate fails."""
@@ -80,17 +87,23 @@ def run_suite(
     from tether.config import load_settings
     from tether.evals.discover import find
     from tether.evals.gates import Gate, check
+    from tether.evals.runner import BACKENDS, Runner
     from tether.evals.runner import Run as RunRecord
-    from tether.evals.runner import Runner
     from tether.evals.store import RunStore
     from tether.evals.summary import compare_runs, summarize
 
+    if backend not in BACKENDS:
+        raise typer.BadParameter(
+            f"{backend!r}: choose {' or '.join(BACKENDS)}", param_hint="--backend"
+        )
+    if address is not None and backend != "ray":
+        raise typer.BadParameter("--address names a Ray cluster: add --backend ray")
     suite = find(name, folder)
     # The suite's own gates and the command's; a bad one fails before any sample runs.
     gates = [Gate.parse(g) for g in [*suite.gates, *(gate or [])]]
     settings = load_settings()
     runner = Runner(suite, settings=settings, concurrency=concurrency, cache=not no_cache,
-                    limit=limit)  # fmt: skip
+                    limit=limit, backend=backend, address=address)  # type: ignore[arg-type]  # fmt: skip
     total = len(runner.dataset) * suite.epochs
     try:
         with Progress(disable=as_json, transient=True) as progress:

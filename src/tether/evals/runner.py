@@ -18,7 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -30,7 +30,8 @@ from tether.evals.scorers.base import Outcome, Score, Scorer
 from tether.evals.store import Result, RunInfo, RunStore
 from tether.evals.suite import Suite
 from tether.models.middleware.cache import CallCache, caching
-from tether.models.middleware.meter import Meter, metering
+from tether.models.middleware.meter import metering
+from tether.tracing import spans
 
 Advance = Callable[[Result], None]
 
@@ -72,6 +73,74 @@ async def score_all(scorers: list[Scorer], sample: Sample, outcome: Outcome) -> 
     return scores
 
 
+async def run_sample(
+    suite: Suite,
+    sample: Sample,
+    epoch: int,
+    *,
+    cache: CallCache | None,
+    settings: Settings,
+    run_id: str,
+) -> Result:
+    """One sample in one epoch: the task in a span of its own (the model calls it makes are
+    children of it, and its trace id is kept on the outcome), its calls cached and metered,
+    then scored. Where it runs (this process, a Ray worker) is the caller's business."""
+    attributes = {
+        "tether.eval.suite": suite.name,
+        "tether.eval.run": run_id,
+        "tether.eval.sample": sample.id,
+        "tether.eval.epoch": epoch,
+    }
+    with metering() as meter, spans.span(settings, "eval.sample", attributes) as span:
+        started = time.perf_counter()
+        output: Any = None
+        error: str | None = None
+        try:
+            if cache is not None:
+                with caching(cache, salt=f"epoch:{epoch}"):
+                    output = await _call(suite, sample)
+            else:
+                output = await _call(suite, sample)
+        except TimeoutError:
+            error = f"the task took longer than {suite.timeout} s"
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        latency = time.perf_counter() - started
+        if error is not None:
+            span.set_attribute("error.type", "task")
+        context = span.get_span_context() if hasattr(span, "get_span_context") else None
+    outcome = Outcome(
+        output=output,
+        error=error,
+        latency_s=latency,
+        cost_usd=meter.cost,
+        input_tokens=meter.input_tokens,
+        output_tokens=meter.output_tokens,
+        trace_id=f"{context.trace_id:032x}" if context is not None else None,
+        models=sorted(meter.models),
+        prompts=sorted(meter.prompts),
+    )
+    scores = await score_all(suite.scorers, sample, outcome)
+    stored = outcome.model_copy(update={"output": jsonable(output)})
+    return Result(sample_id=sample.id, epoch=epoch, outcome=stored, scores=scores)
+
+
+async def _call(suite: Suite, sample: Sample) -> Any:
+    task = suite.task
+    argument = suite.argument(sample)
+    if asyncio.iscoroutinefunction(task):
+        call: Awaitable[Any] = task(argument)
+    else:
+        call = asyncio.to_thread(task, argument)
+    if suite.timeout is None:
+        return await call
+    return await asyncio.wait_for(call, suite.timeout)
+
+
+Backend = Literal["local", "ray"]
+BACKENDS = ("local", "ray")
+
+
 class Runner:
     def __init__(
         self,
@@ -81,7 +150,11 @@ class Runner:
         concurrency: int | None = None,
         cache: bool = True,
         limit: int | None = None,
+        backend: Backend = "local",
+        address: str | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
         self.suite = suite
         self.settings = settings or load_settings()
         self.concurrency = concurrency or suite.concurrency
@@ -89,7 +162,8 @@ class Runner:
         self.dataset = suite.dataset.slice(limit)
         self.limit = limit
         self.store = RunStore(self.settings.db_path)
-        self.meter = Meter()  # the whole run's calls
+        self.backend = backend
+        self.address = address
 
     def _config(self) -> dict[str, Any]:
         from tether.config import find_config
@@ -132,49 +206,6 @@ class Runner:
         self.store.update_run(info)
         return info
 
-    async def _one(self, sample: Sample, epoch: int) -> Result:
-        suite = self.suite
-        with metering() as meter:
-            started = time.perf_counter()
-            output: Any = None
-            error: str | None = None
-            try:
-                if self.cache is not None:
-                    with caching(self.cache, salt=f"epoch:{epoch}"):
-                        output = await self._call(sample)
-                else:
-                    output = await self._call(sample)
-            except TimeoutError:
-                error = f"the task took longer than {suite.timeout} s"
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            latency = time.perf_counter() - started
-        for model in meter.models:
-            self.meter.models.add(model)
-        self.meter.prompts |= meter.prompts
-        outcome = Outcome(
-            output=output,
-            error=error,
-            latency_s=latency,
-            cost_usd=meter.cost,
-            input_tokens=meter.input_tokens,
-            output_tokens=meter.output_tokens,
-        )
-        scores = await score_all(suite.scorers, sample, outcome)
-        stored = outcome.model_copy(update={"output": jsonable(output)})
-        return Result(sample_id=sample.id, epoch=epoch, outcome=stored, scores=scores)
-
-    async def _call(self, sample: Sample) -> Any:
-        task = self.suite.task
-        argument = self.suite.argument(sample)
-        if asyncio.iscoroutinefunction(task):
-            call: Awaitable[Any] = task(argument)
-        else:
-            call = asyncio.to_thread(task, argument)
-        if self.suite.timeout is None:
-            return await call
-        return await asyncio.wait_for(call, self.suite.timeout)
-
     async def arun(self, *, resume: str | None = None, advance: Advance | None = None) -> Run:
         info = self._start(resume)
         done = {(r.sample_id, r.epoch) for r in self.store.results(info.run_id)}
@@ -186,6 +217,7 @@ class Runner:
         ]
         gate = asyncio.Semaphore(self.concurrency)
         stopping = False
+        one = self._executor(info.run_id)
 
         async def bounded(sample: Sample, epoch: int) -> None:
             nonlocal stopping
@@ -193,7 +225,7 @@ class Runner:
                 if stopping:  # an interrupt came while this one waited its turn
                     return
                 try:
-                    result = await self._one(sample, epoch)
+                    result = await one(sample, epoch)
                 except BaseException:
                     stopping = True
                     raise
@@ -215,10 +247,28 @@ class Runner:
             raise
         info.status = "finished"
         info.finished_ns = time.time_ns()
-        info.config["models"] = sorted(set(info.config.get("models", [])) | self.meter.models)
-        info.config["prompts"] = sorted(set(info.config.get("prompts", [])) | self.meter.prompts)
+        results = self.store.results(info.run_id)
+        info.config["backend"] = self.backend
+        info.config["models"] = sorted({m for r in results for m in r.outcome.models})
+        info.config["prompts"] = sorted({p for r in results for p in r.outcome.prompts})
         self.store.update_run(info)
-        return Run(info=info, results=self.store.results(info.run_id))
+        return Run(info=info, results=results)
+
+    def _executor(self, run_id: str) -> Callable[[Sample, int], Awaitable[Result]]:
+        """Where each sample runs: here, or on a Ray cluster (evals/ray_backend.py)."""
+        if self.backend == "ray":
+            from tether.evals.ray_backend import RayExecutor
+
+            return RayExecutor(
+                self.suite, self.settings, self.cache is not None, run_id, self.address
+            )
+
+        async def here(sample: Sample, epoch: int) -> Result:
+            return await run_sample(
+                self.suite, sample, epoch, cache=self.cache, settings=self.settings, run_id=run_id
+            )
+
+        return here
 
     def run_sync(self, *, resume: str | None = None, advance: Advance | None = None) -> Run:
         return _sync.run(self.arun(resume=resume, advance=advance))
@@ -238,9 +288,20 @@ async def arun(
     cache: bool = True,
     settings: Settings | None = None,
     advance: Advance | None = None,
+    backend: Backend = "local",
+    address: str | None = None,
 ) -> Run:
-    """Run ``suite`` (or finish the run ``resume``) and return it as stored."""
-    runner = Runner(suite, settings=settings, concurrency=concurrency, cache=cache, limit=limit)
+    """Run ``suite`` (or finish the run ``resume``) and return it as stored: here, or with
+    ``backend="ray"`` on a Ray cluster (``address``; None starts a local one)."""
+    runner = Runner(
+        suite,
+        settings=settings,
+        concurrency=concurrency,
+        cache=cache,
+        limit=limit,
+        backend=backend,
+        address=address,
+    )
     try:
         return await runner.arun(resume=resume, advance=advance)
     finally:

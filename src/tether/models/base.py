@@ -128,6 +128,17 @@ class Model(ABC):
 
     id: str
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """A model built by ``tether.model`` travels (to a Ray worker, say) as the id and
+        settings it was built from, and is built anew there: its clients and loaded weights
+        never cross a process boundary. Any other Model pickles as its fields."""
+        recipe = self.__dict__.get("_recipe")
+        if recipe is not None:
+            from tether.models.registry import rebuild
+
+            return (rebuild, recipe)
+        return super().__reduce_ex__(protocol)
+
     @abstractmethod
     async def request(self, request: Request) -> Response:
         """Answer a Request in one piece."""

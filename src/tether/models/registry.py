@@ -121,7 +121,14 @@ def model(
     (kept out of requests, cassettes and spans, and redacted wherever it would show).
     """
     settings = settings or load_settings()
-    return _build(model_id or settings.default_model, settings, set(), overrides)
+    built = _build(model_id or settings.default_model, settings, set(), overrides)
+    built.__dict__["_recipe"] = (model_id, settings, overrides)
+    return built
+
+
+def rebuild(model_id: str | None, settings: Settings, overrides: dict[str, Any]) -> Model:
+    """``tether.model`` again, where a pickled model is unpickled."""
+    return model(model_id, settings=settings, **overrides)
 
 
 def as_model(given: str | Model | None) -> Model:

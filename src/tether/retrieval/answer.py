@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tether import _sync
-from tether.retrieval import trace
 from tether.retrieval.support import best_span, lexical_support, numbers, sentences, stems
 from tether.retrieval.types import Citation, Hit
+from tether.tracing import spans as trace
 
 if TYPE_CHECKING:
     import numpy as np

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tether.config import Settings, load_settings
 from tether.errors import ConfigError, IndexMismatch
-from tether.retrieval import trace
 from tether.retrieval.chunking import Chunking
 from tether.retrieval.ingest import Ingestion, IngestReport
 from tether.retrieval.rewrite import distinct
 from tether.retrieval.search import Fusion, fuse, mmr, rrf
 from tether.retrieval.stores.base import Filters, IndexInfo, Store
 from tether.retrieval.types import Document, Hit
+from tether.tracing import spans as trace
 
 if TYPE_CHECKING:
     from tether.models.base import Model

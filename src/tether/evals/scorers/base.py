@@ -30,7 +30,9 @@ class Outcome(BaseModel):
     cost_usd: float | None = None  # None: some call had no price
     input_tokens: int = 0
     output_tokens: int = 0
-    trace_id: str | None = None
+    trace_id: str | None = None  # the sample's span: its model calls are children of it
+    models: list[str] = Field(default_factory=list)  # the models the task called
+    prompts: list[str] = Field(default_factory=list)  # "name@version" of its prompt files
 
     @property
     def text(self) -> str:

@@ -1,5 +1,6 @@
-"""Spans for retrieval: a search or an answer is one span, its text kept as the tracing
-settings allow (off, truncated, full) and redacted like every other span."""
+"""Spans for tether's own steps (a search, an answer, an eval sample): one span a block,
+its text kept as the tracing settings allow (off, truncated, full) and redacted like every
+other span."""
 
 from __future__ import annotations
 

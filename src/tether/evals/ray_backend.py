@@ -1,0 +1,126 @@
+"""Samples fanned out over a Ray cluster: ``tether eval run NAME --backend ray``.
+
+The run itself stays where it was started: the driver keeps the concurrency bound, stores
+each result the moment its worker hands it back, and resumes as the local runner does. Each
+sample is one Ray task running the same ``run_sample`` the local runner awaits, so results
+are the same; a task whose worker dies (killed, out of memory, a lost node) is run again by
+Ray, up to ``RETRIES`` times, and its result is stored once, when it arrives.
+
+Workers run in the folder the run was started from (where it exists on them), so a task
+that builds its own models finds the same tether.toml and project database, and they open
+the project's call cache from the settings they are sent: so on one machine
+(a local cluster, which ``address=None`` starts with one worker per CPU) they share the
+cache and an unchanged re-run costs nothing; on several machines, give them the project
+folder on a shared filesystem, or each node caches for itself. The suite travels to the
+workers pickled: its task and scorers by reference to their module (importable there: on a
+local cluster the driver's import path is passed on), models built by ``tether.model`` as
+their id and settings, built anew on the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tether.config import Settings
+from tether.errors import ConfigError
+from tether.evals.dataset import Sample
+from tether.evals.store import Result
+from tether.evals.suite import Suite
+
+RETRIES = 3  # runs of a task after its worker died, before the sample is an error
+
+_caches: dict[Path, Any] = {}  # a worker's call cache, opened once per process
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address`` (``auto``, ``ray://host:10001``, ...), or start a
+    local one when None; once per process."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--backend ray needs Ray: pip install 'tether[ray]' (or pip install ray)"
+        ) from None
+    if ray.is_initialized():
+        return
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)} if address is None else {}
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": env} if env else None,
+    )
+
+
+def _on_worker(
+    suite: Suite,
+    settings: Settings,
+    cache: bool,
+    run_id: str,
+    folder: str,
+    sample: Sample,
+    epoch: int,
+) -> Result:
+    from tether.evals.runner import run_sample
+
+    if Path(folder).is_dir() and os.getcwd() != folder:
+        # Where the run started, so that what the task builds itself (tether.model(...),
+        # tether.index(...)) finds the same tether.toml and project database.
+        os.chdir(folder)
+    from tether.models.middleware.cache import CallCache
+
+    calls = None
+    if cache:
+        if settings.db_path not in _caches:
+            _caches[settings.db_path] = CallCache(settings.db_path)
+        calls = _caches[settings.db_path]
+    result = asyncio.run(
+        run_sample(suite, sample, epoch, cache=calls, settings=settings, run_id=run_id)
+    )
+    from tether.tracing.setup import flush
+
+    flush()  # the sample's spans reach the project database before the worker moves on
+    return result
+
+
+class RayExecutor:
+    """Awaitable ``(sample, epoch) -> Result``, each call one Ray task."""
+
+    def __init__(
+        self, suite: Suite, settings: Settings, cache: bool, run_id: str, address: str | None
+    ) -> None:
+        import ray
+
+        connect(address)
+        self._ray = ray
+        self._suite_here = suite
+        self._suite = ray.put(suite)  # sent once, not with every sample
+        # Workers need not start where the driver did: the project's folder, absolutely.
+        self._settings = settings.model_copy(update={"home": settings.home.resolve()})
+        self._cache = cache
+        self._run_id = run_id
+        self._folder = os.getcwd()
+        self._remote = ray.remote(max_retries=RETRIES, retry_exceptions=False)(_on_worker)
+
+    async def __call__(self, sample: Sample, epoch: int) -> Result:
+        ref = self._remote.remote(
+            self._suite, self._settings, self._cache, self._run_id, self._folder, sample, epoch
+        )
+        try:
+            result: Result = await ref
+        except asyncio.CancelledError:
+            self._ray.cancel(ref, force=True)  # an interrupted run stops its workers too
+            raise
+        except self._ray.exceptions.RayError as exc:  # its worker died every time it ran
+            from tether.evals.runner import score_all
+            from tether.evals.scorers.base import Outcome
+
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            outcome = Outcome(error=f"{type(exc).__name__} on Ray, {RETRIES + 1} tries: {reason}")
+            scores = await score_all(self._suite_here.scorers, sample, outcome)
+            return Result(sample_id=sample.id, epoch=epoch, outcome=outcome, scores=scores)
+        return result
