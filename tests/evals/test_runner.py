@@ -181,3 +181,12 @@ def test_the_run_records_the_tether_toml_it_ran_with(project: Path) -> None:
     result = run(Suite("letters", data(ROWS[:2]), str.upper, [ExactMatch()]))
     assert result.info.config["tether_toml"] == 'default_model = "local:smollm2"\n'
     assert result.info.config["epochs"] == 1 and result.info.config["limit"] is None
+
+
+def test_a_concurrency_below_one_is_refused_before_anything_runs(project: Path) -> None:
+    with pytest.raises(ConfigError, match="concurrency must be 1 or more"):
+        run(Suite("letters", data(), str.upper, [ExactMatch()]), concurrency=-2)
+    path = project / ".tether" / "tether.db"
+    assert not path.exists() or sqlite3.connect(path).execute(
+        "SELECT count(*) FROM eval_runs"
+    ).fetchone() == (0,)

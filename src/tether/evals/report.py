@@ -61,8 +61,8 @@ def histogram(values: Sequence[float], bins: int = 10) -> str:
             f"{count}</title></rect>"
         )
     labels = "".join(
-        f'<text x="{i * bar:.1f}" y="{h - 2}" font-size="10">{i / bins:.1f}</text>'
-        for i in range(0, bins, 2)
+        f'<text x="{min(i * bar, w - 16):.1f}" y="{h - 2}" font-size="10">{i / bins:.1f}</text>'
+        for i in range(0, bins + 1, 2)
     )
     return (
         f'<svg class="histogram" width="{w}" height="{h}" role="img" '
@@ -104,9 +104,18 @@ def trend(points: Sequence[tuple[str, float]]) -> str:
         f"</title></circle>"
         for (x, y), (run, v) in zip(xy, points, strict=True)
     )
+    # Each run's mean beside its dot, and the scale's ends: a line alone has no units.
+    values = "".join(
+        f'<text x="{min(x + 4, w - 30):.1f}" y="{y - 5:.1f}" font-size="10">{v:.3f}</text>'
+        for (x, y), (_, v) in zip(xy, points, strict=True)
+    )
+    scale = (
+        f'<text x="0" y="14" font-size="9" fill="#5b6577">1</text>'
+        f'<text x="0" y="{h - 16}" font-size="9" fill="#5b6577">0</text>'
+    )
     return (
-        f'<svg class="trend" width="{w}" height="{h}" role="img" aria-label="trend">'
-        f'<polyline points="{line}" fill="none" stroke="#4f7cff"/>{dots}</svg>'
+        f'<svg class="trend" width="{w}" height="{h}" role="img" aria-label="trend">{scale}'
+        f'<polyline points="{line}" fill="none" stroke="#4f7cff"/>{dots}{values}</svg>'
     )
 
 

@@ -158,6 +158,8 @@ class Runner:
         self.suite = suite
         self.settings = settings or load_settings()
         self.concurrency = concurrency or suite.concurrency
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be 1 or more samples at once, not {concurrency}")
         self.cache = CallCache(self.settings.db_path) if cache else None
         self.dataset = suite.dataset.slice(limit)
         self.limit = limit
@@ -215,33 +217,27 @@ class Runner:
             for sample in self.dataset.samples
             if (sample.id, epoch) not in done
         ]
-        gate = asyncio.Semaphore(self.concurrency)
-        stopping = False
+        # A fixed pool of workers taking the samples in turn: memory does not grow with
+        # the dataset (no task a sample waiting), and after an interrupt nothing new starts.
+        pending = iter(todo)
         one = self._executor(info.run_id)
 
-        async def bounded(sample: Sample, epoch: int) -> None:
-            nonlocal stopping
-            async with gate:
-                if stopping:  # an interrupt came while this one waited its turn
-                    return
-                try:
-                    result = await one(sample, epoch)
-                except BaseException:
-                    stopping = True
-                    raise
+        async def worker() -> None:
+            for sample, epoch in pending:
+                result = await one(sample, epoch)
                 # Stored at once, with no await in between: a sample that finished is never
                 # lost to an interrupt, so a resumed run never does it again.
                 self.store.add_result(info.run_id, result)
-            if advance is not None:
-                advance(result)
+                if advance is not None:
+                    advance(result)
 
-        tasks = [asyncio.ensure_future(bounded(s, e)) for s, e in todo]
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(todo)))]
         try:
-            await asyncio.gather(*tasks)
+            await asyncio.gather(*workers)
         except BaseException:  # an interrupt: stop every sample still going, keep the rest
-            for task in tasks:
+            for task in workers:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
             info.status = "interrupted"
             self.store.update_run(info)
             raise

@@ -1,0 +1,58 @@
+"""The Inspect AI peer of eval_runner.py, run by bench/.peer-inspect's interpreter: one job a
+JSON line on stdin (the samples, the concurrency, the generation settings), one answer a
+JSON line on stdout (the wall time of ``eval()`` and what it finished).
+
+Inspect in its best configuration for this: its llama-cpp-python provider (an OpenAI-
+compatible client made for this server), ``max_connections`` and ``max_samples`` both at the
+concurrency asked, no display, logs written where it is told (as every Inspect run writes
+them), the model cache only when the job asks for it.
+
+    bench/.peer-inspect/bin/python bench/_inspect_peer.py BASE_URL LOG_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from inspect_ai import Task, eval
+from inspect_ai.dataset import Sample
+from inspect_ai.scorer import includes
+from inspect_ai.solver import generate
+
+
+def run(base_url: str, log_dir: str, job: dict) -> dict:
+    samples = [Sample(id=s["id"], input=s["prompt"], target=s["target"]) for s in job["samples"]]
+    task = Task(dataset=samples, solver=generate(cache=job["cache"]), scorer=includes())
+    concurrency = job["concurrency"]
+    started = time.perf_counter()
+    logs = eval(
+        task,
+        model=f"llama-cpp-python/{job['model']}",
+        model_base_url=base_url,
+        max_connections=concurrency,
+        max_samples=concurrency,
+        display="none",
+        log_dir=log_dir,
+        log_level="error",
+        temperature=job["temperature"],
+        max_tokens=job["max_tokens"],
+    )
+    seconds = time.perf_counter() - started
+    log = logs[0]
+    done = [s for s in (log.samples or []) if s.error is None]
+    return {"seconds": seconds, "status": log.status, "samples": len(done)}
+
+
+def main() -> int:
+    base_url, log_dir = sys.argv[1], sys.argv[2]
+    for line in sys.stdin:
+        answer = run(base_url, log_dir, json.loads(line))
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
