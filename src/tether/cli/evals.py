@@ -79,6 +79,12 @@ def run_suite(
         str | None,
         typer.Option(help="The Ray cluster (auto, ray://head:10001); none starts a local one."),
     ] = None,
+    rate_limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rate-limit", help='Requests a minute for a model, "openai:gpt-4.1=500" (repeatable).'
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a suite and print its figures; exit 1 when a gate fails."""
@@ -98,12 +104,13 @@ def run_suite(
         )
     if address is not None and backend != "ray":
         raise typer.BadParameter("--address names a Ray cluster: add --backend ray")
+    limits = rate_limits(rate_limit or [])
     suite = find(name, folder)
     # The suite's own gates and the command's; a bad one fails before any sample runs.
     gates = [Gate.parse(g) for g in [*suite.gates, *(gate or [])]]
     settings = load_settings()
     runner = Runner(suite, settings=settings, concurrency=concurrency, cache=not no_cache,
-                    limit=limit, backend=backend, address=address)  # type: ignore[arg-type]  # fmt: skip
+                    limit=limit, backend=backend, address=address, rate_limits=limits)  # type: ignore[arg-type]  # fmt: skip
     total = len(runner.dataset) * suite.epochs
     try:
         with Progress(disable=as_json, transient=True) as progress:
@@ -133,6 +140,24 @@ def run_suite(
         print_verdicts(verdicts)
     if not all(v.passed for v in verdicts):
         raise typer.Exit(1)
+
+
+def rate_limits(given: list[str]) -> dict[str, float]:
+    """``MODEL=RPM`` options as a mapping; a model id may hold ':' but not '='."""
+    out: dict[str, float] = {}
+    for text in given:
+        model, _, rpm = text.rpartition("=")
+        try:
+            value = float(rpm)
+        except ValueError:
+            value = 0.0
+        if not model or not value > 0:
+            raise typer.BadParameter(
+                f"{text!r}: write MODEL=REQUESTS_PER_MINUTE, e.g. openai:gpt-4.1-mini=500",
+                param_hint="--rate-limit",
+            )
+        out[model] = value
+    return out
 
 
 @app.command("show")

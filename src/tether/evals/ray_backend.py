@@ -14,7 +14,8 @@ cache and an unchanged re-run costs nothing; on several machines, give them the 
 folder on a shared filesystem, or each node caches for itself. The suite travels to the
 workers pickled: its task and scorers by reference to their module (importable there: on a
 local cluster the driver's import path is passed on), models built by ``tether.model`` as
-their id and settings, built anew on the worker.
+their id and settings, built anew on the worker. Rate limits hold per worker process: on
+a cluster of N workers, give each model 1/N of its budget.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tether.evals.suite import Suite
 RETRIES = 3  # runs of a task after its worker died, before the sample is an error
 
 _caches: dict[Path, Any] = {}  # a worker's call cache, opened once per process
+_limits: dict[tuple[tuple[str, float], ...], Any] = {}  # its rate limiters, likewise
 
 
 def connect(address: str | None) -> None:
@@ -62,10 +64,12 @@ def _on_worker(
     cache: bool,
     run_id: str,
     folder: str,
+    rate_limits: dict[str, float],
     sample: Sample,
     epoch: int,
 ) -> Result:
     from tether.evals.runner import run_sample
+    from tether.models.middleware.limits import limiters, limiting
 
     if Path(folder).is_dir() and os.getcwd() != folder:
         # Where the run started, so that what the task builds itself (tether.model(...),
@@ -78,9 +82,13 @@ def _on_worker(
         if settings.db_path not in _caches:
             _caches[settings.db_path] = CallCache(settings.db_path)
         calls = _caches[settings.db_path]
-    result = asyncio.run(
-        run_sample(suite, sample, epoch, cache=calls, settings=settings, run_id=run_id)
-    )
+    key = tuple(sorted(rate_limits.items()))
+    if key not in _limits:
+        _limits[key] = limiters(rate_limits)  # one budget a worker process, across its tasks
+    with limiting(_limits[key]):
+        result = asyncio.run(
+            run_sample(suite, sample, epoch, cache=calls, settings=settings, run_id=run_id)
+        )
     from tether.tracing.setup import flush
 
     flush()  # the sample's spans reach the project database before the worker moves on
@@ -91,7 +99,13 @@ class RayExecutor:
     """Awaitable ``(sample, epoch) -> Result``, each call one Ray task."""
 
     def __init__(
-        self, suite: Suite, settings: Settings, cache: bool, run_id: str, address: str | None
+        self,
+        suite: Suite,
+        settings: Settings,
+        cache: bool,
+        run_id: str,
+        address: str | None,
+        rate_limits: dict[str, float] | None = None,
     ) -> None:
         import ray
 
@@ -104,11 +118,19 @@ class RayExecutor:
         self._cache = cache
         self._run_id = run_id
         self._folder = os.getcwd()
+        self._rate_limits = dict(rate_limits or {})
         self._remote = ray.remote(max_retries=RETRIES, retry_exceptions=False)(_on_worker)
 
     async def __call__(self, sample: Sample, epoch: int) -> Result:
         ref = self._remote.remote(
-            self._suite, self._settings, self._cache, self._run_id, self._folder, sample, epoch
+            self._suite,
+            self._settings,
+            self._cache,
+            self._run_id,
+            self._folder,
+            self._rate_limits,
+            sample,
+            epoch,
         )
         try:
             result: Result = await ref

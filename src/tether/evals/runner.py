@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -30,6 +30,7 @@ from tether.evals.scorers.base import Outcome, Score, Scorer
 from tether.evals.store import Result, RunInfo, RunStore
 from tether.evals.suite import Suite
 from tether.models.middleware.cache import CallCache, caching
+from tether.models.middleware.limits import limiters, limiting
 from tether.models.middleware.meter import metering
 from tether.tracing import spans
 
@@ -152,6 +153,7 @@ class Runner:
         limit: int | None = None,
         backend: Backend = "local",
         address: str | None = None,
+        rate_limits: Mapping[str, float] | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -166,6 +168,8 @@ class Runner:
         self.store = RunStore(self.settings.db_path)
         self.backend = backend
         self.address = address
+        self.rate_limits = {**suite.rate_limits, **(rate_limits or {})}
+        self.limits = limiters(self.rate_limits)  # checked here, before anything runs
 
     def _config(self) -> dict[str, Any]:
         from tether.config import find_config
@@ -177,6 +181,7 @@ class Runner:
             "scorers": [s.name for s in self.suite.scorers],
             "timeout": self.suite.timeout,
             "metadata": self.suite.metadata,
+            "rate_limits": self.rate_limits,
             "tether_toml": toml.read_text("utf-8") if toml is not None else None,
         }
 
@@ -231,7 +236,10 @@ class Runner:
                 if advance is not None:
                     advance(result)
 
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(todo)))]
+        with limiting(self.limits):  # the workers inherit it: one budget a model, shared
+            workers = [
+                asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(todo)))
+            ]
         try:
             await asyncio.gather(*workers)
         except BaseException:  # an interrupt: stop every sample still going, keep the rest
@@ -256,7 +264,12 @@ class Runner:
             from tether.evals.ray_backend import RayExecutor
 
             return RayExecutor(
-                self.suite, self.settings, self.cache is not None, run_id, self.address
+                self.suite,
+                self.settings,
+                self.cache is not None,
+                run_id,
+                self.address,
+                self.rate_limits,
             )
 
         async def here(sample: Sample, epoch: int) -> Result:
@@ -286,6 +299,7 @@ async def arun(
     advance: Advance | None = None,
     backend: Backend = "local",
     address: str | None = None,
+    rate_limits: Mapping[str, float] | None = None,
 ) -> Run:
     """Run ``suite`` (or finish the run ``resume``) and return it as stored: here, or with
     ``backend="ray"`` on a Ray cluster (``address``; None starts a local one)."""
@@ -297,6 +311,7 @@ async def arun(
         limit=limit,
         backend=backend,
         address=address,
+        rate_limits=rate_limits,
     )
     try:
         return await runner.arun(resume=resume, advance=advance)

@@ -9,7 +9,7 @@ makes through tether are cached, metered and traced per sample by the runner.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tether.evals.dataset import Dataset, Sample
@@ -31,6 +31,7 @@ class Suite:
         concurrency: int = 8,
         gates: Sequence[str] = (),
         metadata: dict[str, Any] | None = None,
+        rate_limits: Mapping[str, float] | None = None,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be 1 or more, not {epochs}")
@@ -48,6 +49,8 @@ class Suite:
         self.concurrency = concurrency
         self.metadata = metadata or {}
         self.gates = list(gates)  # "exact>=0.8": checked by `tether eval run` and by pytest
+        # Requests per minute by model id ("*": any other): the whole run shares each budget.
+        self.rate_limits = dict(rate_limits or {})
         self._wants_sample = _first_parameter(task) == "sample"
 
     def argument(self, sample: Sample) -> Any:

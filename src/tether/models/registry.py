@@ -21,6 +21,7 @@ from tether.models.middleware.cache import CachedModel
 from tether.models.middleware.cassette import CassetteModel
 from tether.models.middleware.defaults import WithDefaults
 from tether.models.middleware.fallback import Fallback
+from tether.models.middleware.limits import RateLimited
 from tether.models.middleware.meter import MeteredModel
 from tether.models.middleware.retry import Retry
 from tether.models.middleware.router import Router
@@ -185,7 +186,8 @@ def _attempts(config: ModelConfig, settings: Settings, alias: str | None) -> Mod
     Each attempt is timed out and traced on its own; the cassette records what the caller
     asked and got, so a replayed call neither reaches the provider nor adds a traced cost;
     the call cache (on only inside a ``caching`` block) answers a known call the same way,
-    and the meter counts what each answered call cost, a cached one at 0.
+    and the meter counts what each answered call cost, a cached one at 0. Only a call that
+    reaches the provider waits for a rate limit (on only inside a ``limiting`` block).
     """
     provider = build_provider(config.id, settings, config)
     inner: Model = ProviderModel(provider, pricing=config.price)
@@ -193,7 +195,7 @@ def _attempts(config: ModelConfig, settings: Settings, alias: str | None) -> Mod
         inner = TimeoutModel(inner, config.timeout)
     if settings.tracing.enabled:
         inner = Traced(inner, settings, alias=alias)
-    inner = MeteredModel(CachedModel(CassetteModel(inner)))
+    inner = MeteredModel(CachedModel(CassetteModel(RateLimited(inner, alias=alias))))
     if config.params:
         inner = WithDefaults(inner, config.params)
     if config.retries:

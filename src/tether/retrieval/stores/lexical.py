@@ -236,8 +236,10 @@ class LexicalIndex:
             if self.generation != generation:
                 postings = self._load(generation)
                 if postings is None and large():
-                    postings = read()
-                    self._write(postings, generation)
+                    self._write(read(), generation)
+                    # Mapped from the files just written, the arrays read leave memory: a
+                    # query then keeps only the pages of its own words' postings resident.
+                    postings = self._load(generation)
                 self.postings, self.generation = postings, generation
             return self.postings
 
