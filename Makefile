@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/retrieval_quality.py --limit 30
 	$(BIN)/python bench/retrieval_speed.py --quick
 	$(BIN)/python bench/retrieval_abstention.py --limit 10
+	$(BIN)/python bench/eval_runner.py --quick
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ concurrency asked, no display, logs written where it is told (as every Inspect r
 them), the model cache only when the job asks for it.
 
     bench/.peer-inspect/bin/python bench/_inspect_peer.py BASE_URL LOG_DIR
+    bench/.peer-inspect/bin/python bench/_inspect_peer.py --memory N LOG_DIR
 """
 
 from __future__ import annotations
@@ -45,7 +46,26 @@ def run(base_url: str, log_dir: str, job: dict) -> dict:
     return {"seconds": seconds, "status": log.status, "samples": len(done)}
 
 
+def memory(n: int, log_dir: str) -> dict:
+    """Peak memory of an ``n``-sample eval on Inspect's scripted model (mockllm)."""
+    from pathlib import Path
+
+    samples = [Sample(id=str(i), input=f"word {i}", target=f"WORD {i}") for i in range(n)]
+    task = Task(dataset=samples, solver=generate(), scorer=includes())
+    started = time.perf_counter()
+    eval(task, model="mockllm/model", max_connections=8, max_samples=8, display="none",
+         log_dir=log_dir, log_level="error")  # fmt: skip
+    seconds = time.perf_counter() - started
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return {"n": n, "peak_mib": int(line.split()[1]) / 1024, "seconds": seconds}
+    raise RuntimeError("no /proc/self/status: peak memory needs Linux")
+
+
 def main() -> int:
+    if sys.argv[1] == "--memory":
+        sys.stdout.write(json.dumps(memory(int(sys.argv[2]), sys.argv[3])) + "\n")
+        return 0
     base_url, log_dir = sys.argv[1], sys.argv[2]
     for line in sys.stdin:
         answer = run(base_url, log_dir, json.loads(line))

@@ -288,35 +288,66 @@ def peak_mib() -> float:
     raise RuntimeError("no /proc/self/status: peak memory needs Linux")
 
 
-def memory(sizes: tuple[int, int]) -> list[dict[str, float]]:
-    out = []
+def memory(sizes: tuple[int, int], peer: bool) -> dict[str, list[dict[str, float]]]:
+    """Each size in a child process of its own, tether's and (with the peer) Inspect's on
+    its scripted model, mockllm."""
+    out: dict[str, list[dict[str, float]]] = {"tether": [], "inspect": []}
     for n in sizes:
         command = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(n)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"the {n}-sample run failed:\n{done.stderr[-3000:]}")
-        out.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"  memory: {out[-1]}", flush=True)
+        commands = [("tether", command)]
+        if peer:
+            script = str(common.BENCH / "_inspect_peer.py")
+            logs = tempfile.mkdtemp("-inspect")
+            commands.append(("inspect", [str(peer_python()), script, "--memory", str(n), logs]))
+        for who, line in commands:
+            done = subprocess.run(line, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"{who}'s {n}-sample run failed:\n{done.stderr[-3000:]}")
+            out[who].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"  memory, {who}: {out[who][-1]}", flush=True)
     return out
 
 
-def memory_rows(measured: list[dict[str, float]], judged: bool) -> list[Row]:
-    small, large = measured
+def memory_rows(measured: dict[str, list[dict[str, float]]], judged: bool) -> list[Row]:
+    (small, large), peer = measured["tether"], measured["inspect"]
     ratio = large["peak_mib"] / small["peak_mib"]
+    theirs = peer[1]["peak_mib"] if peer else None
+    grown = (large["peak_mib"] - small["peak_mib"]) / (large["n"] - small["n"]) * 1000
+    peer_grown = (
+        (peer[1]["peak_mib"] - peer[0]["peak_mib"]) / (large["n"] - small["n"]) * 1000
+        if peer
+        else None
+    )
+    settings = (
+        f"scripted models, concurrency 8; anchor: Inspect AI (mockllm) at {int(large['n']):,}"
+    )
     return [
         Row(
             case=f"peak memory, {int(large['n']):,} samples",
-            settings=f"scripted model, concurrency 8; anchor: the same at {int(small['n']):,}",
+            settings=settings,
             tether=large["peak_mib"],
-            anchor=small["peak_mib"],
+            anchor=theirs,
             unit="MiB",
-            ratio=ratio,
-            target=f"< {MEMORY_TARGET}x",
-            passed=ratio < MEMORY_TARGET,
+            ratio=large["peak_mib"] / theirs if theirs else None,
+            target="",
+            passed=None,
             fmt=".0f",
-            extra={"seconds": [small["seconds"], large["seconds"]]},
+            extra={"tether": measured["tether"], "inspect": peer},
+        ),
+        Row(
+            case=f"memory, {int(large['n']):,} against {int(small['n']):,} samples",
+            settings="peak at ten times the samples over peak; anchor column: MiB more per "
+            "1,000 samples, Inspect's",
+            tether=ratio,
+            anchor=peer_grown,
+            unit="x",
+            ratio=None,
+            target=f"< {MEMORY_TARGET}x (flat)",
+            passed=ratio < MEMORY_TARGET,
+            fmt=".2f",
+            extra={"tether_mib_per_1000": grown, "inspect_mib_per_1000": peer_grown},
             judged=judged,
-        )
+        ),
     ]
 
 
@@ -422,7 +453,7 @@ def main() -> int:
         flush=True,
     )
     speed, cached = against_server(args, rows_in, plan)
-    measured = memory(plan["memory"])
+    measured = memory(plan["memory"], not args.no_peer)
     gates = gate_repetitions(plan["repetitions"])
     rows = speed_rows(speed, len(rows_in), not smoke)
     rows += cached_rows(cached, len(rows_in), not smoke)

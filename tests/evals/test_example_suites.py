@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from tether.cli.main import app
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = {
     "banking77": ("banking77/test.csv", "accuracy"),
@@ -64,3 +66,18 @@ def run_example(
     assert summary["samples"] == 2 and summary["task_errors"] == 0
     assert 0.0 <= summary["metrics"][metric]["estimate"]["mean"] <= 1.0
     return summary
+
+
+@pytest.mark.slow
+def test_the_example_suites_run_as_pytest_tests(
+    pytester: pytest.Pytester, data_sets: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for relative, _ in SUITES.values():
+        found = data_sets.path(relative)  # type: ignore[attr-defined]
+        monkeypatch.setenv("TETHER_DATA", str(found.parents[len(Path(relative).parts) - 1]))
+    monkeypatch.setenv("TETHER_HOME", str(pytester.path / ".tether"))
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    shutil.copytree(ROOT / "evals", pytester.path / "evals")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--tether-evals", "evals",
+                                "--tether-eval-limit", "2")  # fmt: skip
+    result.assert_outcomes(passed=len(SUITES))

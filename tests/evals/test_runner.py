@@ -190,3 +190,19 @@ def test_a_concurrency_below_one_is_refused_before_anything_runs(project: Path) 
     assert not path.exists() or sqlite3.connect(path).execute(
         "SELECT count(*) FROM eval_runs"
     ).fetchone() == (0,)
+
+
+def test_the_ray_backend_without_ray_says_how_to_get_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'tether\[ray\]'"):
+        run(Suite("letters", data(), str.upper, [ExactMatch()]), backend="ray")
+    with pytest.raises(ConfigError, match="not one of local, ray"):
+        run(Suite("letters", data(), str.upper, [ExactMatch()]), backend="spark")  # type: ignore[arg-type]
+    path = project / ".tether" / "tether.db"
+    assert not path.exists() or sqlite3.connect(path).execute(
+        "SELECT count(*) FROM eval_runs"
+    ).fetchone() == (0,)

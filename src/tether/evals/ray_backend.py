@@ -38,15 +38,22 @@ _caches: dict[Path, Any] = {}  # a worker's call cache, opened once per process
 _limits: dict[tuple[tuple[str, float], ...], Any] = {}  # its rate limiters, likewise
 
 
-def connect(address: str | None) -> None:
-    """Join the cluster at ``address`` (``auto``, ``ray://host:10001``, ...), or start a
-    local one when None; once per process."""
+def require() -> None:
+    """Ray importable, or a ConfigError that says how to get it."""
     try:
-        import ray
+        import ray  # noqa: F401
     except ImportError:
         raise ConfigError(
             "--backend ray needs Ray: pip install 'tether[ray]' (or pip install ray)"
         ) from None
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address`` (``auto``, ``ray://host:10001``, ...), or start a
+    local one when None; once per process."""
+    require()
+    import ray
+
     if ray.is_initialized():
         return
     env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)} if address is None else {}

@@ -9,6 +9,10 @@
 - Each result is stored the moment it is scored. ``run(suite, resume=RUN_ID)`` does only
   the samples that run has not finished, so an interrupted run loses nothing and counts
   nothing twice; resuming on another version of the dataset is refused.
+- Each sample is a span (``eval.sample``) whose trace id its outcome keeps; its model calls
+  are the span's children. Per-model rate limits are one budget for the whole run.
+- Samples run here, on a fixed pool of ``concurrency`` workers, or with ``backend="ray"``
+  as Ray tasks (evals/ray_backend.py), through the same ``run_sample``.
 """
 
 from __future__ import annotations
@@ -157,6 +161,10 @@ class Runner:
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        if backend == "ray":
+            from tether.evals.ray_backend import require
+
+            require()  # before a run is recorded that could not start
         self.suite = suite
         self.settings = settings or load_settings()
         self.concurrency = concurrency or suite.concurrency
