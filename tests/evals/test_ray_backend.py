@@ -160,3 +160,54 @@ def test_a_sample_whose_worker_always_dies_is_that_samples_error(
     assert list(failed) == ["2"]
     assert "4 tries" in (failed["2"].outcome.error or "")
     assert failed["2"].scores["exact"].error is not None
+
+
+SUITE_FILE = """
+import os
+import threading
+
+from tether.evals import Dataset, ExactMatch
+from tether.evals.suite import Suite
+
+_lock = threading.Lock()  # module state: cannot be pickled, must not need to be
+_loads: list[int] = []
+_loads.append(os.getpid())
+
+
+def shout(text: str) -> str:
+    with _lock:
+        return f"{text.upper()}:{len(_loads)}"
+
+
+words = Dataset.from_list(
+    [{"id": str(i), "input": w, "expected": w.upper() + ":1"} for i, w in enumerate(WORDS)],
+    name="words",
+)
+loud = Suite("loud", words, shout, [ExactMatch()], concurrency=2)
+"""
+
+
+def test_a_suite_discovered_from_evals_runs_on_the_workers(cluster: None, project: Path) -> None:
+    """Its file is on no import path: the workers load it by file, once a process, and its
+    module state (a lock) stays theirs."""
+    from tether.evals.discover import find
+
+    (project / "evals").mkdir()
+    (project / "evals" / "loud.py").write_text(f"WORDS = {WORDS!r}\n{SUITE_FILE}")
+    result = run(find("loud", project / "evals"), backend="ray")
+    assert [r.outcome.error for r in result.results] == [None] * len(WORDS)
+    assert all(r.scores["exact"].value == 1.0 for r in result.results)
+
+
+def test_a_worker_that_cannot_load_the_suite_says_why(cluster: None, project: Path) -> None:
+    from tether.evals.discover import find
+
+    (project / "evals").mkdir()
+    path = project / "evals" / "gone.py"
+    path.write_text(f"WORDS = {WORDS!r}\n{SUITE_FILE}".replace('"loud"', '"gone"'))
+    suite = find("gone", project / "evals")
+    path.unlink()  # as on a node that lacks the project's files
+    result = run(suite, backend="ray")
+    errors = {r.outcome.error for r in result.results}
+    (error,) = errors
+    assert str(error).startswith("on its Ray worker: ") and "gone.py" in str(error)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from tether.errors import ConfigError
 from tether.evals.suite import Suite
 
 FOLDER = "evals"
+MODULE_PREFIX = "tether_evals_"  # a suite file's module name, its stem after this
 
 
 def discover(folder: str | Path = FOLDER) -> dict[str, Suite]:
@@ -21,22 +23,10 @@ def discover(folder: str | Path = FOLDER) -> dict[str, Suite]:
         )
     suites: dict[str, Suite] = {}
     where: dict[str, Path] = {}
-    folder_path = str(root.resolve())
-    if folder_path not in sys.path:  # suites may import their siblings (evals/_data.py)
-        sys.path.insert(0, folder_path)
     for path in sorted(root.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        module_name = f"tether_evals_{path.stem}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            continue
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise ConfigError(f"{path} failed to import: {type(exc).__name__}: {exc}") from exc
+        module = load(path)
         for value in vars(module).values():
             if isinstance(value, Suite):
                 if value.name in suites and suites[value.name] is not value:
@@ -47,6 +37,26 @@ def discover(folder: str | Path = FOLDER) -> dict[str, Suite]:
                 suites[value.name] = value
                 where[value.name] = path
     return suites
+
+
+def load(path: Path) -> ModuleType:
+    """Import one suite file as the module ``tether_evals_<stem>``, its folder on the import
+    path so that it may import its siblings (evals/_data.py)."""
+    folder = str(path.parent.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = f"{MODULE_PREFIX}{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{path} cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise ConfigError(f"{path} failed to import: {type(exc).__name__}: {exc}") from exc
+    return module
 
 
 def find(name: str, folder: str | Path = FOLDER) -> Suite:
