@@ -34,9 +34,7 @@ import itertools
 import json
 import math
 import os
-import re
 import statistics
-import string
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -46,6 +44,7 @@ from typing import Any
 
 import _common as common
 from _common import Row
+from tether.evals.scorers.match import normalize, token_f1
 
 NAME = "retrieval_abstention"
 DATA = "squad_v2_dev_half/dev-v2.0.json"
@@ -74,27 +73,7 @@ class Question:
         return bool(self.answers)
 
 
-# -- SQuAD's scoring (the official evaluate-v2.0.py, rewritten) -------------------------
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = set(string.punctuation)
-
-
-def normalise(text: str) -> str:
-    """Lower-case, punctuation out, articles out, whitespace collapsed (SQuAD's order)."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def token_f1(prediction: str, gold: str) -> float:
-    said, wanted = normalise(prediction).split(), normalise(gold).split()
-    if not said or not wanted:
-        return float(said == wanted)
-    same = sum((Counter(said) & Counter(wanted)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(said), same / len(wanted)
-    return 2 * precision * recall / (precision + recall)
+# -- SQuAD's scoring: the official evaluate-v2.0.py's, as tether's own scorer computes it ---
 
 
 def best_f1(prediction: str, answers: Sequence[str]) -> float:
@@ -334,7 +313,7 @@ def main() -> int:
             reasons[reason or "answered"] += 1
             f1 = best_f1("" if answer.abstained else said, q.answers) if q.answerable else None
             if q.answerable and not answer.abstained:
-                contains.append(any(normalise(g) in normalise(said) for g in q.answers))
+                contains.append(any(normalize(g) in normalize(said) for g in q.answers))
             for key, value in (
                 ("answerable", q.answerable),
                 ("abstained", answer.abstained),
