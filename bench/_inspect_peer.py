@@ -47,18 +47,26 @@ def run(base_url: str, log_dir: str, job: dict) -> dict:
 
 
 def memory(n: int, log_dir: str) -> dict:
-    """Peak memory of an ``n``-sample eval on Inspect's scripted model (mockllm)."""
-    from pathlib import Path
-
+    """Peak memory of an ``n``-sample eval on Inspect's scripted model (mockllm), and what
+    its samples alone hold (resident memory before and after they are made)."""
+    before = status_mib("VmRSS:")
     samples = [Sample(id=str(i), input=f"word {i}", target=f"WORD {i}") for i in range(n)]
+    dataset_mib = status_mib("VmRSS:") - before
     task = Task(dataset=samples, solver=generate(), scorer=includes())
     started = time.perf_counter()
     eval(task, model="mockllm/model", max_connections=8, max_samples=8, display="none",
          log_dir=log_dir, log_level="error")  # fmt: skip
     seconds = time.perf_counter() - started
+    peak = status_mib("VmHWM:")
+    return {"n": n, "peak_mib": peak, "dataset_mib": dataset_mib, "seconds": seconds}
+
+
+def status_mib(field: str) -> float:
+    from pathlib import Path
+
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return {"n": n, "peak_mib": int(line.split()[1]) / 1024, "seconds": seconds}
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
     raise RuntimeError("no /proc/self/status: peak memory needs Linux")
 
 

@@ -206,3 +206,34 @@ def test_the_ray_backend_without_ray_says_how_to_get_it(
     assert not path.exists() or sqlite3.connect(path).execute(
         "SELECT count(*) FROM eval_runs"
     ).fetchone() == (0,)
+
+
+def test_a_large_run_is_read_back_page_by_page_and_summarised_as_a_loaded_one(
+    project: Path,
+) -> None:
+    """The returned run holds no results until asked: they stream from the store in pages,
+    in the order they were stored, and its summary equals the one of the run held whole."""
+    from tether.evals import Classification
+    from tether.evals.runner import Run
+    from tether.evals.store import RunStore
+
+    rows = [{"id": str(i), "input": f"w{i % 7}", "expected": "w0"} for i in range(1203)]
+    suite = Suite("many", Dataset.from_list(rows, name="many"), str, [Classification()], epochs=2)
+    done = run(suite, concurrency=4)
+    store = RunStore(project / ".tether" / "tether.db")
+    paged = list(store.iter_results(done.id, page=100))
+    store.close()
+    assert len(paged) == 2 * 1203
+    assert len({(r.sample_id, r.epoch) for r in paged}) == 2 * 1203
+    streamed = summarize(done, samples=suite.dataset.samples, scorers=suite.scorers)
+    held = Run(done.info, results=paged)
+    whole = summarize(held, samples=suite.dataset.samples, scorers=suite.scorers)
+    assert streamed == whole
+    assert streamed.samples == 1203 and streamed.epochs == 2
+    assert streamed.metrics["accuracy"].estimate.mean == pytest.approx(172 / 1203)
+    assert streamed.metrics["accuracy"].pass_at_k == pytest.approx(172 / 1203)
+    assert set(streamed.extra) == {"accuracy.macro_f1", "accuracy.confusion"}
+    db = sqlite3.connect(project / ".tether" / "tether.db")
+    db.execute("DELETE FROM eval_results WHERE run_id = ? AND sample_id = '0'", (done.id,))
+    db.commit()
+    assert len(done.results) == 2 * 1202  # read from the store when asked, not before

@@ -75,3 +75,25 @@ def test_compare_refuses_unpaired_runs() -> None:
     assert result.test == "paired bootstrap" and result.significant
     assert result.difference == pytest.approx(0.1) and result.low == pytest.approx(0.1)
     assert not regressed(result, 0.0) and regressed(result, 0.0, higher_is_better=False)
+
+
+def test_the_bootstrap_draws_in_blocks_the_same_resamples_in_bounded_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tracemalloc
+
+    from tether.evals import stats
+
+    values = np.random.default_rng(1).random(4000)
+    whole = values[np.random.default_rng(0).integers(0, 4000, size=(5000, 4000))].mean(axis=1)
+    tracemalloc.start()
+    blocks = stats.resampled_means(values, 0, 5000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert np.array_equal(blocks, whole)
+    assert peak < 40 * 2**20  # the (5000 x 4000) draw alone is 160 MB, its values as much
+    monkeypatch.setattr(stats, "DRAWN_AT_ONCE", 3 * 4000 + 5)  # blocks of 3 rows, uneven
+    assert np.array_equal(stats.resampled_means(values, 0, 5000), whole)
+    low, high = np.quantile(whole, [0.025, 0.975])
+    found = stats.estimate(list(values))
+    assert (found.low, found.high) == pytest.approx((low, high))

@@ -124,7 +124,7 @@ def run_suite(
         store = RunStore(settings.db_path)
         try:
             before = store.run(baseline)
-            base = RunRecord(info=before, results=store.results(before.run_id))
+            base = RunRecord(before, db_path=settings.db_path)
         finally:
             store.close()
         comparisons = compare_runs(base, done)
@@ -209,10 +209,10 @@ def _load(run_id: str) -> Run:
     from tether.evals.runner import Run as RunRecord
     from tether.evals.store import RunStore
 
-    store = RunStore(load_settings().db_path)
+    db_path = load_settings().db_path
+    store = RunStore(db_path)
     try:
-        info = store.run(run_id)
-        return RunRecord(info=info, results=store.results(info.run_id))
+        return RunRecord(store.run(run_id), db_path=db_path)  # its results read when needed
     finally:
         store.close()
 

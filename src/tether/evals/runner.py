@@ -8,7 +8,8 @@
   are metered, so its tokens and cost are known.
 - Each result is stored the moment it is scored. ``run(suite, resume=RUN_ID)`` does only
   the samples that run has not finished, so an interrupted run loses nothing and counts
-  nothing twice; resuming on another version of the dataset is refused.
+  nothing twice; resuming on another version of the dataset is refused. The returned
+  ``Run`` reads its results back from the store, so nothing per sample is held meanwhile.
 - Each sample is a span (``eval.sample``) whose trace id its outcome keeps; its model calls
   are the span's children. Per-model rate limits are one budget for the whole run.
 - Samples run here, on a fixed pool of ``concurrency`` workers, or with ``backend="ray"``
@@ -21,7 +22,8 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -41,15 +43,46 @@ from tether.tracing import spans
 Advance = Callable[[Result], None]
 
 
-class Run(BaseModel):
-    """A run as stored: what it ran with, and every result so far."""
+class Run:
+    """A run as stored: what it ran with, and its results. A run the runner returns reads
+    its results from the store when they are asked for (``iter_results`` page by page), so
+    a large run is never held in memory whole unless ``results`` is read."""
 
-    info: RunInfo
-    results: list[Result]
+    def __init__(
+        self,
+        info: RunInfo,
+        results: list[Result] | None = None,
+        *,
+        db_path: Path | None = None,
+    ) -> None:
+        if results is None and db_path is None:
+            raise ValueError("a Run needs its results or the database that holds them")
+        self.info = info
+        self._results = results
+        self._db_path = db_path
 
     @property
     def id(self) -> str:
         return self.info.run_id
+
+    @property
+    def results(self) -> list[Result]:
+        if self._results is None:
+            self._results = list(self.iter_results())
+        return self._results
+
+    def iter_results(self) -> Iterator[Result]:
+        if self._results is not None or self._db_path is None:
+            yield from self.results
+            return
+        store = RunStore(self._db_path)
+        try:
+            yield from store.iter_results(self.id)
+        finally:
+            store.close()
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, suite={self.info.suite!r}, status={self.info.status!r})"
 
 
 def jsonable(value: Any) -> Any:
@@ -223,7 +256,7 @@ class Runner:
 
     async def arun(self, *, resume: str | None = None, advance: Advance | None = None) -> Run:
         info = self._start(resume)
-        done = {(r.sample_id, r.epoch) for r in self.store.results(info.run_id)}
+        done = self.store.finished(info.run_id)
         todo = [
             (sample, epoch)
             for epoch in range(self.suite.epochs)
@@ -259,12 +292,11 @@ class Runner:
             raise
         info.status = "finished"
         info.finished_ns = time.time_ns()
-        results = self.store.results(info.run_id)
         info.config["backend"] = self.backend
-        info.config["models"] = sorted({m for r in results for m in r.outcome.models})
-        info.config["prompts"] = sorted({p for r in results for p in r.outcome.prompts})
+        info.config["models"] = self.store.used(info.run_id, "models")
+        info.config["prompts"] = self.store.used(info.run_id, "prompts")
         self.store.update_run(info)
-        return Run(info=info, results=results)
+        return Run(info, db_path=self.store.db_path)
 
     def _executor(self, run_id: str) -> Callable[[Sample, int], Awaitable[Result]]:
         """Where each sample runs: here, or on a Ray cluster (evals/ray_backend.py)."""

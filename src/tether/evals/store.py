@@ -8,6 +8,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,24 +151,52 @@ class RunStore:
             )
 
     def results(self, run_id: str) -> list[Result]:
+        return list(self.iter_results(run_id))
+
+    def iter_results(self, run_id: str, page: int = 500) -> Iterator[Result]:
+        """The run's results, fetched ``page`` rows at a time from one query, so a large
+        run is never all in memory."""
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT sample_id, epoch, outcome, scores FROM eval_results WHERE run_id = ?",
+                (run_id,),
+            )
+        while True:
+            with self._lock:
+                fetched = rows.fetchmany(page)
+            for sample_id, epoch, outcome, scores in fetched:
+                yield Result(
+                    sample_id=sample_id,
+                    epoch=epoch,
+                    outcome=Outcome.model_validate_json(outcome),
+                    scores={k: Score.model_validate(v) for k, v in json.loads(scores).items()},
+                )
+            if len(fetched) < page:
+                return
+
+    def finished(self, run_id: str) -> set[tuple[str, int]]:
+        """(sample id, epoch) of every result the run has."""
+        with self._lock:
+            rows = (
+                self._conn()
+                .execute("SELECT sample_id, epoch FROM eval_results WHERE run_id = ?", (run_id,))
+                .fetchall()
+            )
+        return {(sample_id, epoch) for sample_id, epoch in rows}
+
+    def used(self, run_id: str, key: str) -> list[str]:
+        """The distinct names the run's outcomes list under ``key`` (models, prompts)."""
         with self._lock:
             rows = (
                 self._conn()
                 .execute(
-                    "SELECT sample_id, epoch, outcome, scores FROM eval_results WHERE run_id = ?",
-                    (run_id,),
+                    "SELECT DISTINCT j.value FROM eval_results, json_each(outcome, ?) AS j "
+                    "WHERE run_id = ? ORDER BY j.value",
+                    (f"$.{key}", run_id),
                 )
                 .fetchall()
             )
-        return [
-            Result(
-                sample_id=sample_id,
-                epoch=epoch,
-                outcome=Outcome.model_validate_json(outcome),
-                scores={k: Score.model_validate(v) for k, v in json.loads(scores).items()},
-            )
-            for sample_id, epoch, outcome, scores in rows
-        ]
+        return [value for (value,) in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -51,9 +51,13 @@ class Summary(BaseModel):
 def per_sample(run: Run) -> dict[str, dict[str, float]]:
     """metric -> sample id -> the sample's value, averaged over its epochs."""
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for result in run.results:
+    for result in run.iter_results():
         for name, score in result.scores.items():
             sums[name][result.sample_id].append(score.value)
+    return _means(sums)
+
+
+def _means(sums: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
     return {
         name: {sid: sum(v) / len(v) for sid, v in by_sample.items()}
         for name, by_sample in sums.items()
@@ -72,27 +76,42 @@ def summarize(
     run: Run, *, samples: Sequence[Sample] = (), scorers: Sequence[Scorer] = ()
 ) -> Summary:
     """The run's figures; ``samples`` (for categories) and ``scorers`` (for their
-    run-level metrics) are optional, as a stored run may be read without its suite."""
-    values = per_sample(run)
+    run-level metrics) are optional, as a stored run may be read without its suite.
+
+    One pass over the results, keeping only the numbers the figures need (and the scores of
+    scorers with run-level metrics), so a large run is summarised without holding it."""
     epochs = int(run.info.config.get("epochs", 1))
+    aggregating = {s.name: s for s in scorers if type(s).aggregate is not Scorer.aggregate}
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    errors: dict[str, int] = defaultdict(int)
+    binary: dict[str, bool] = defaultdict(lambda: True)
+    kept: dict[str, list[tuple[str, Score]]] = defaultdict(list)
+    sample_ids: set[str] = set()
+    task_errors = input_tokens = output_tokens = 0
+    cost, unpriced = 0.0, False
+    latencies: list[float] = []
+    for r in run.iter_results():
+        sample_ids.add(r.sample_id)
+        task_errors += r.outcome.error is not None
+        input_tokens += r.outcome.input_tokens
+        output_tokens += r.outcome.output_tokens
+        unpriced = unpriced or r.outcome.cost_usd is None
+        cost += r.outcome.cost_usd or 0.0
+        latencies.append(r.outcome.latency_s)
+        for name, score in r.scores.items():
+            values[name][r.sample_id].append(score.value)
+            errors[name] += score.error is not None
+            binary[name] = binary[name] and score.value in (0.0, 1.0)
+            if name in aggregating:
+                kept[name].append((r.sample_id, score))
     categories = {s.id: _category(s) for s in samples}
     metrics: dict[str, Metric] = {}
-    for name, by_sample in values.items():
-        results = [r.scores[name] for r in run.results if name in r.scores]
-        metric = Metric(
-            name=name,
-            estimate=estimate(list(by_sample.values())),
-            errors=sum(1 for s in results if s.error is not None),
-        )
-        if all(s.value in (0.0, 1.0) for s in results) and epochs > 1:
-            passes: dict[str, list[float]] = defaultdict(list)
-            for r in run.results:
-                if name in r.scores:
-                    passes[r.sample_id].append(r.scores[name].value)
-            at = [_pass_at(len(v), int(sum(v)), epochs) for v in passes.values() if v]
-            every = [
-                _pass_all(len(v), int(sum(v)), epochs) for v in passes.values() if len(v) >= epochs
-            ]
+    for name, by_sample in _means(values).items():
+        metric = Metric(name=name, estimate=estimate(list(by_sample.values())), errors=errors[name])
+        if binary[name] and epochs > 1:
+            passes = values[name].values()
+            at = [_pass_at(len(v), int(sum(v)), epochs) for v in passes if v]
+            every = [_pass_all(len(v), int(sum(v)), epochs) for v in passes if len(v) >= epochs]
             metric.pass_at_k = sum(at) / len(at) if at else None
             metric.pass_all_k = sum(every) / len(every) if every else None
         grouped: dict[str, list[float]] = defaultdict(list)
@@ -103,25 +122,23 @@ def summarize(
         metrics[name] = metric
     extra: dict[str, Any] = {}
     by_id = {s.id: s for s in samples}
-    for scorer in scorers:
-        scored = [r for r in run.results if scorer.name in r.scores]
-        scores: list[Score] = [r.scores[scorer.name] for r in scored]
-        related = [by_id[r.sample_id] for r in scored if r.sample_id in by_id]
+    for name, scorer in aggregating.items():
+        scores = [score for _, score in kept[name]]
+        related = [by_id[sid] for sid, _ in kept[name] if sid in by_id]
         for key, value in scorer.aggregate(related, scores).items():
-            extra[f"{scorer.name}.{key}" if not key.startswith(scorer.name) else key] = value
-    costs = [r.outcome.cost_usd for r in run.results]
+            extra[f"{name}.{key}" if not key.startswith(name) else key] = value
     return Summary(
         run_id=run.id,
         suite=run.info.suite,
-        samples=len({r.sample_id for r in run.results}),
+        samples=len(sample_ids),
         epochs=epochs,
         metrics=metrics,
         extra=extra,
-        task_errors=sum(1 for r in run.results if r.outcome.error is not None),
-        cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
-        input_tokens=sum(r.outcome.input_tokens for r in run.results),
-        output_tokens=sum(r.outcome.output_tokens for r in run.results),
-        latency_s=estimate([r.outcome.latency_s for r in run.results]) if run.results else None,
+        task_errors=task_errors,
+        cost_usd=None if unpriced else cost,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        latency_s=estimate(latencies) if latencies else None,
     )
 
 
